@@ -1,0 +1,42 @@
+"""Reprise: a semantic caching gateway for LLM APIs.
+
+Everything public is importable from here; the modules behind it are private.
+"""
+
+from reprise._cache import Decision, Hit, Lookup, SemanticCache, ThresholdVerifier, Verifier
+from reprise._exceptions import (
+    CacheError,
+    ConfigError,
+    EmbedderError,
+    EmbedderTimeout,
+    IndexMismatch,
+    RepriseError,
+    RequestError,
+    StoreError,
+    StoreUnavailable,
+)
+from reprise._protocols import Embedder, Entry, Match, VectorStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CacheError",
+    "ConfigError",
+    "Decision",
+    "Embedder",
+    "EmbedderError",
+    "EmbedderTimeout",
+    "Entry",
+    "Hit",
+    "IndexMismatch",
+    "Lookup",
+    "Match",
+    "RepriseError",
+    "RequestError",
+    "SemanticCache",
+    "StoreError",
+    "StoreUnavailable",
+    "ThresholdVerifier",
+    "VectorStore",
+    "Verifier",
+]

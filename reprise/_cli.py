@@ -1,0 +1,76 @@
+"""The `reprise` command. Each subcommand's implementation is imported only when run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from reprise._backends import import_from_string
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reprise", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the gateway on the embedded default (simulated LLM)")
+    demo.add_argument("--data-dir", default=None, help="cache directory (default: a temp dir)")
+    demo.add_argument("--latency", type=float, default=1.5, help="simulated LLM seconds")
+    demo.set_defaults(run="reprise._demo:run")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", required=True, help="YAML config file")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run="reprise._gateway.serve:run")
+
+    model = sub.add_parser("model", help="manage the local embedding model")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    export = model_sub.add_parser("export", help="export the local model to ONNX (once)")
+    export.add_argument("--model-dir", default=None, help="sentence-transformers model dir")
+    export.add_argument("--force", action="store_true")
+    export.add_argument("--quiet", action="store_true")
+    export.set_defaults(run="reprise._embedders.export:run")
+
+    bench = sub.add_parser("bench", help="measure answer quality and speed")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    quality = bench_sub.add_parser("quality", help="precision / recall / false hits on pairs")
+    quality.set_defaults(
+        run="reprise._bench.quality:run", configure="reprise._bench.quality:add_arguments"
+    )
+    speed = bench_sub.add_parser("speed", help="gateway hit / miss latency and throughput")
+    speed.set_defaults(
+        run="reprise._bench.speed:run", configure="reprise._bench.speed:add_arguments"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args, _ = parser.parse_known_args(argv)
+    configure = getattr(args, "configure", None)
+    if configure:
+        # Benchmarks own many options; they declare them next to their code.
+        sub = _find_subparser(parser, argv)
+        import_from_string(configure)(sub)
+    args = parser.parse_args(argv)
+    result = import_from_string(args.run)(args)
+    return int(result or 0)
+
+
+def _find_subparser(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> argparse.ArgumentParser:
+    current = parser
+    for word in argv:
+        actions = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions or word not in actions[0].choices:
+            break
+        current = actions[0].choices[word]
+    return current
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

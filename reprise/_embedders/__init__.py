@@ -1,0 +1,1 @@
+"""Embedders: the local ONNX model, a remote embeddings endpoint, and the LRU in front."""

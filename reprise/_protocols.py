@@ -1,0 +1,97 @@
+"""The two plug-in points: `Embedder` turns text into vectors, `VectorStore` keeps entries.
+
+Both are structural Protocols, so a backend needs no base class, only these
+methods. Vectors are float32 and L2-normalised: cosine distance is then
+`1 - a @ b`, the unit every store reports and `score_threshold` is given in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+"""One embedding (shape `(dims,)`) or a batch of them (shape `(n, dims)`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A cached prompt and its response.
+
+    `id` is `prompt_key(partition, prompt)`: storing the same prompt in the
+    same partition again replaces the entry, and the exact tier is a key lookup.
+    `expires_at` is a Unix time; `None` keeps the entry until deleted.
+    `meta` holds small JSON-able facts (verifier feedback, the response's shape).
+    """
+
+    id: str
+    partition: str
+    prompt: str
+    response: str
+    vector: Vector | None = None
+    created_at: float = 0.0
+    expires_at: float | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A search result: an entry (its vector may be left out) and its cosine distance."""
+
+    entry: Entry
+    distance: float
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of `dims` dimensions."""
+
+    @property
+    def dims(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str]) -> Vector:
+        """Return an `(len(texts), dims)` array. Raise `EmbedderError` on failure."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Keeps entries and finds the nearest ones within a partition.
+
+    Every method raises `StoreError` (or a subclass) on failure. Expired
+    entries are never returned, whatever the backend's clean-up schedule.
+    """
+
+    async def open(self, dims: int) -> None:
+        """Connect and create the index if missing; `IndexMismatch` if it disagrees."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    async def get(self, entry_id: str) -> Entry | None:
+        """The live entry with this id, vector included, or None (the exact tier)."""
+        ...
+
+    async def search(
+        self, vector: Vector, partition: str, *, k: int, max_distance: float
+    ) -> list[Match]:
+        """Up to `k` live entries of `partition` within `max_distance`, nearest first."""
+        ...
+
+    async def upsert(self, entry: Entry) -> None:
+        """Insert or replace the entry with `entry.id` (its vector is required)."""
+        ...
+
+    async def delete(self, entry_id: str) -> bool:
+        """Remove one entry; True if it existed."""
+        ...
+
+    async def clear(self, partition: str | None = None) -> int:
+        """Remove every entry of `partition`, or all entries; return how many."""
+        ...

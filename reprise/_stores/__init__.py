@@ -1,0 +1,1 @@
+"""Vector stores: the embedded default (SQLite + in-memory index) and Redis with RediSearch."""
