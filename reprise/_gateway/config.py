@@ -1,0 +1,582 @@
+"""The gateway's configuration: YAML in, frozen objects out, every mistake caught at load.
+
+Loading happens in two steps, as in uvicorn: `load_config` reads and validates
+everything here, without I/O beyond reading files; the app opens stores,
+embedders and connection pools at startup from the frozen `GatewayConfig`.
+
+    backends:                       # id -> upstream
+      chat-backend:
+        url: http://127.0.0.1:9000/v1          # base URL; the path suffix and query are appended
+        headers: { Authorization: "Bearer ${UPSTREAM_API_KEY}" }
+        timeout: 300                           # seconds (default 300)
+      embeddings-backend:
+        url: local                             # the in-process model, or an embeddings endpoint URL
+        model: text-embedding-3-small          # optional, sent to a remote embeddings endpoint
+    subscriptions:                  # optional: id -> key; callers send the key as api-key,
+      team-a: { key: "${TEAM_A_KEY}" }  # Authorization: Bearer, or Ocp-Apim-Subscription-Key
+    cache:
+      url: ./reprise-data                      # a directory, ":memory:" or redis://host:port
+      lookup-budget-ms: 250                    # a slower lookup fails open (X-Cache-Status: FAILED)
+      share-across-credentials: false          # see "Partitioning" below
+    max-body-bytes: 16777216                   # larger requests get a 413
+    apis:
+      - name: my-api                           # context.Api.Id
+        path: /my-api                          # requests under this prefix belong to the API
+        backend: chat-backend
+        policies: |                            # APIM policy XML, pasted unchanged
+          <policies> ... </policies>
+        # or: policies-file: my-api.xml        # relative to the config file
+
+`${VAR}` in any value is replaced by the environment variable, `${VAR:-text}`
+falls back to `text`, and `$${` is a literal `${`. An unset variable without a
+default is an error naming it and its line; comments are never expanded.
+
+Partitioning. Answers are shared only within a partition. The lookup's
+`<vary-by>` values go into it, as in APIM. Besides, when no subscriptions are
+configured, the gateway cannot tell callers apart by subscription, so by
+default it also partitions by the caller's credential (a hash of the `api-key`
+header or the `Authorization` bearer token): two API keys never share answers.
+`cache: {share-across-credentials: true}` turns that off, for a gateway whose
+callers all may see each other's answers. With subscriptions configured the
+policy decides, as in APIM: write `<vary-by>@(context.Subscription.Id)</vary-by>`
+to keep subscriptions apart. `GatewayConfig.partition_by_credential` is the
+resulting rule.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from reprise._exceptions import ConfigError
+from reprise._gateway.policies import (
+    Policies,
+    Policy,
+    SemanticCacheLookup,
+    SemanticCacheStore,
+    parse_policies,
+)
+
+__all__ = [
+    "Api",
+    "Backend",
+    "CacheSettings",
+    "GatewayConfig",
+    "Subscription",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """An upstream. `url` is a base URL, or "local" for the in-process embedding model.
+
+    `headers` are sent on every request to it (credentials: kept out of `repr`).
+    `timeout` is in seconds. `model` is the model name a remote embeddings
+    endpoint is asked for (None: the endpoint's default, or an Azure deployment URL).
+    """
+
+    id: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    model: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.url == "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A caller identity: `id` is `context.Subscription.Id`; `key` is never shown."""
+
+    id: str
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The cache store and lookup limits.
+
+    `url` is a directory (the embedded store), ":memory:" or a redis:// URL.
+    A lookup slower than `lookup_budget_ms` fails open. `candidates` is how many
+    nearest entries a lookup considers. See the module docstring for
+    `share_across_credentials`.
+    """
+
+    url: str = "./reprise-data"
+    lookup_budget_ms: float = 250.0
+    share_across_credentials: bool = False
+    candidates: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """One API: requests under `path` go to `backend` through the policies.
+
+    `path` has a leading and no trailing slash ("" for an API at the root).
+    `inbound` and `outbound` are the policies in document order; `lookup`,
+    `store` and `embeddings` (the lookup's embeddings backend) are shortcuts.
+    """
+
+    name: str
+    path: str
+    backend: Backend
+    inbound: tuple[Policy, ...] = ()
+    outbound: tuple[Policy, ...] = ()
+    embeddings: Backend | None = None
+
+    @property
+    def lookup(self) -> SemanticCacheLookup | None:
+        return next((p for p in self.inbound if isinstance(p, SemanticCacheLookup)), None)
+
+    @property
+    def store(self) -> SemanticCacheStore | None:
+        return next((p for p in self.outbound if isinstance(p, SemanticCacheStore)), None)
+
+    @property
+    def cached(self) -> bool:
+        """True when the API has a semantic cache (a lookup and its store)."""
+        return self.lookup is not None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The whole, validated gateway configuration; build it with `load_config`."""
+
+    backends: Mapping[str, Backend]
+    apis: tuple[Api, ...]
+    subscriptions: tuple[Subscription, ...] = ()
+    cache: CacheSettings = CacheSettings()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    source: str = "<string>"
+
+    @property
+    def partition_by_credential(self) -> bool:
+        """True when the app must add a hash of the caller's credential to the partition.
+
+        That is with no subscriptions configured, unless the cache is declared
+        shared (`cache: {share-across-credentials: true}`).
+        """
+        return not self.subscriptions and not self.cache.share_across_credentials
+
+    def subscription_for_key(self, key: str) -> Subscription | None:
+        """The subscription `key` belongs to, or None.
+
+        Every key is compared, in constant time, so that neither a key's
+        content nor its position leaks through timing.
+        """
+        found: Subscription | None = None
+        given = key.encode()
+        for subscription in self.subscriptions:
+            if hmac.compare_digest(subscription.key.encode(), given):
+                found = subscription
+        return found
+
+    def match_api(self, path: str) -> tuple[Api, str] | None:
+        """The API whose path prefixes `path` (longest first), and the rest of the path.
+
+        "/my-api/v1/chat/completions" -> (my-api, "/v1/chat/completions"). A
+        prefix matches on a segment boundary only: "/my-api2" is not under "/my-api".
+        """
+        best: Api | None = None
+        for api in self.apis:
+            if (path == api.path or path.startswith(api.path + "/")) and (
+                best is None or len(api.path) > len(best.path)
+            ):
+                best = api
+        return None if best is None else (best, path[len(best.path) :])
+
+    @property
+    def embeddings_backends(self) -> tuple[Backend, ...]:
+        """The backends some lookup embeds with, each once, in order of first use."""
+        seen: dict[str, Backend] = {}
+        for api in self.apis:
+            if api.embeddings is not None:
+                seen.setdefault(api.embeddings.id, api.embeddings)
+        return tuple(seen.values())
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a YAML config file; `ConfigError` names the key and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    return parse_config(text, source=str(path), base_dir=path.parent)
+
+
+def parse_config(
+    text: str, *, source: str = "<string>", base_dir: str | Path | None = None
+) -> GatewayConfig:
+    """Validate YAML config `text`. `base_dir` anchors relative `policies-file` paths."""
+    reader = _Reader(source, Path(base_dir) if base_dir is not None else Path.cwd())
+    root = reader.document(text)
+    return reader.gateway(root)
+
+
+# --- YAML with lines ------------------------------------------------------------------
+
+
+class _Map(dict[str, Any]):
+    """A YAML mapping that remembers its line and the line of each value."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.lines: dict[str, int] = {}
+
+
+class _Seq(list[Any]):
+    """A YAML sequence that remembers its line and the line of each item."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.lines: list[int] = []
+
+
+_ENV = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _content_line(node: yaml.Node) -> int:
+    """The 1-based line a node's content starts on (a block scalar starts after its `|`)."""
+    block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
+    return node.start_mark.line + (2 if block else 1)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Reader:
+    """Turns the YAML document into the config objects, failing with key path and line."""
+
+    def __init__(
+        self, source: str, base_dir: Path, environ: Mapping[str, str] = os.environ
+    ) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self.environ = environ
+
+    def fail(self, path: str, line: int, message: str) -> ConfigError:
+        where = f"{path}: " if path else ""
+        return ConfigError(f"{self.source}: {where}line {line}: {message}")
+
+    # -- the document
+
+    def document(self, text: str) -> _Map:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = self._build(node, loader, "") if node is not None else _Map(1)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 1
+            raise self.fail("", line, f"invalid YAML: {exc.problem or exc.context}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{self.source}: invalid YAML: {exc}") from None
+        finally:
+            loader.dispose()
+        if not isinstance(data, _Map):
+            raise self.fail("", 1, "the config must be a mapping (backends:, apis:, ...)")
+        return data
+
+    def _build(self, node: yaml.Node, loader: yaml.SafeLoader, path: str) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            loader.flatten_mapping(node)
+            mapping = _Map(node.start_mark.line + 1)
+            for key_node, value_node in node.value:
+                key = loader.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                if not isinstance(key, str):
+                    raise self.fail(path, line, f"keys must be strings, not {key!r}")
+                if key in mapping:
+                    raise self.fail(_join(path, key), line, "duplicate key")
+                mapping[key] = self._build(value_node, loader, _join(path, key))
+                mapping.lines[key] = _content_line(value_node)
+            return mapping
+        if isinstance(node, yaml.SequenceNode):
+            sequence = _Seq(node.start_mark.line + 1)
+            for i, item in enumerate(node.value):
+                sequence.append(self._build(item, loader, f"{path}[{i}]"))
+                sequence.lines.append(_content_line(item))
+            return sequence
+        if isinstance(node, yaml.ScalarNode) and "$" in node.value:
+            node = self._expanded(node, loader, path)
+        return loader.construct_object(node, deep=True)
+
+    def _expanded(self, node: yaml.ScalarNode, loader: yaml.SafeLoader, path: str) -> yaml.Node:
+        first = _content_line(node)
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(1):
+                return "${"
+            name, default = match.group(2), match.group(3)
+            value = self.environ.get(name)
+            if value is not None:
+                return value
+            if default is not None:
+                return default
+            line = first + node.value.count("\n", 0, match.start())
+            raise self.fail(
+                path,
+                line,
+                f"environment variable {name} is not set (write ${{{name}:-default}} "
+                "to give a default)",
+            )
+
+        value = _ENV.sub(replace, node.value)
+        tag = node.tag
+        if node.style is None and tag == _STR_TAG:
+            # A plain `${PORT}` resolved as a string; its expansion may be a number.
+            tag = loader.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        return yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, style=node.style)
+
+    # -- typed values
+
+    def mapping(self, value: Any, path: str, line: int) -> _Map:
+        if not isinstance(value, _Map):
+            raise self.fail(path, line, f"must be a mapping, not {_kind(value)}")
+        return value
+
+    def keys(
+        self, m: _Map, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> None:
+        for key in m:
+            if key not in allowed:
+                raise self.fail(
+                    _join(path, key), m.lines[key], f"unknown key (allowed: {', '.join(allowed)})"
+                )
+        for key in required:
+            if key not in m:
+                raise self.fail(path, m.line, f"missing required key {key!r}")
+
+    def string(self, m: _Map, key: str, path: str, default: str | None = None) -> str:
+        value = m.get(key, default)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # `model: 3` or a numeric header value
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(
+                _join(path, key), m.lines.get(key, m.line), "must be a non-empty string"
+            )
+        return value.strip()
+
+    def number(self, m: _Map, key: str, path: str, default: float) -> float:
+        value = m.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.fail(_join(path, key), m.lines[key], "must be a positive number")
+        return float(value)
+
+    def integer(self, m: _Map, key: str, path: str, default: int) -> int:
+        value = m.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self.fail(_join(path, key), m.lines[key], "must be a positive integer")
+        return value
+
+    def boolean(self, m: _Map, key: str, path: str, default: bool) -> bool:
+        value = m.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(_join(path, key), m.lines[key], "must be true or false")
+        return value
+
+    # -- sections
+
+    def gateway(self, root: _Map) -> GatewayConfig:
+        self.keys(
+            root,
+            "",
+            ("backends", "subscriptions", "cache", "max-body-bytes", "apis"),
+            required=("backends", "apis"),
+        )
+        backends = self.backends(root)
+        return GatewayConfig(
+            backends=MappingProxyType(backends),
+            apis=self.apis(root, backends),
+            subscriptions=self.subscriptions(root),
+            cache=self.cache(root),
+            max_body_bytes=self.integer(root, "max-body-bytes", "", DEFAULT_MAX_BODY_BYTES),
+            source=self.source,
+        )
+
+    def backends(self, root: _Map) -> dict[str, Backend]:
+        section = self.mapping(root["backends"], "backends", root.lines["backends"])
+        if not section:
+            raise self.fail("backends", section.line, "configure at least one backend")
+        backends: dict[str, Backend] = {}
+        for backend_id, value in section.items():
+            path = f"backends.{backend_id}"
+            m = self.mapping(value, path, section.lines[backend_id])
+            self.keys(m, path, ("url", "headers", "timeout", "model"), required=("url",))
+            headers = self.mapping(m.get("headers", _Map(m.line)), f"{path}.headers", m.line)
+            backends[backend_id] = Backend(
+                id=backend_id,
+                url=self.url(m, path),
+                headers=MappingProxyType(
+                    {name: self.string(headers, name, f"{path}.headers") for name in headers}
+                ),
+                timeout=self.number(m, "timeout", path, DEFAULT_TIMEOUT),
+                model=self.string(m, "model", path) if "model" in m else None,
+            )
+        return backends
+
+    def url(self, m: _Map, path: str) -> str:
+        url = self.string(m, "url", path)
+        if url == "local":
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise self.fail(
+                f"{path}.url", m.lines["url"], f"must be an http(s):// URL or 'local', not {url!r}"
+            )
+        return url.rstrip("/")
+
+    def subscriptions(self, root: _Map) -> tuple[Subscription, ...]:
+        if "subscriptions" not in root or root["subscriptions"] is None:
+            return ()
+        section = self.mapping(root["subscriptions"], "subscriptions", root.lines["subscriptions"])
+        owners: dict[str, str] = {}
+        result: list[Subscription] = []
+        for sub_id, value in section.items():
+            path = f"subscriptions.{sub_id}"
+            m = self.mapping(value, path, section.lines[sub_id])
+            self.keys(m, path, ("key",), required=("key",))
+            key = self.string(m, "key", path)
+            if key in owners:
+                # Name the other subscription, never the key itself.
+                raise self.fail(f"{path}.key", m.lines["key"], f"same key as {owners[key]!r}")
+            owners[key] = sub_id
+            result.append(Subscription(sub_id, key))
+        return tuple(result)
+
+    def cache(self, root: _Map) -> CacheSettings:
+        if "cache" not in root or root["cache"] is None:
+            return CacheSettings()
+        m = self.mapping(root["cache"], "cache", root.lines["cache"])
+        allowed = ("url", "lookup-budget-ms", "share-across-credentials", "candidates")
+        self.keys(m, "cache", allowed)
+        defaults = CacheSettings()
+        return CacheSettings(
+            url=self.string(m, "url", "cache", defaults.url),
+            lookup_budget_ms=self.number(m, "lookup-budget-ms", "cache", defaults.lookup_budget_ms),
+            share_across_credentials=self.boolean(
+                m, "share-across-credentials", "cache", defaults.share_across_credentials
+            ),
+            candidates=self.integer(m, "candidates", "cache", defaults.candidates),
+        )
+
+    def apis(self, root: _Map, backends: Mapping[str, Backend]) -> tuple[Api, ...]:
+        section = root["apis"]
+        if not isinstance(section, _Seq) or not section:
+            raise self.fail("apis", root.lines["apis"], "must be a non-empty list of APIs")
+        apis: list[Api] = []
+        for i, value in enumerate(section):
+            api = self.api(self.mapping(value, f"apis[{i}]", section.lines[i]), i, backends)
+            for other in apis:
+                if other.name == api.name or other.path == api.path:
+                    what = "name" if other.name == api.name else "path"
+                    raise self.fail(
+                        f"apis[{i}].{what}",
+                        value.lines[what],
+                        f"same {what} as apis[{apis.index(other)}]",
+                    )
+            apis.append(api)
+        return tuple(apis)
+
+    def api(self, m: _Map, i: int, backends: Mapping[str, Backend]) -> Api:
+        path = f"apis[{i}]"
+        allowed = ("name", "path", "backend", "policies", "policies-file")
+        self.keys(m, path, allowed, required=("name", "path", "backend"))
+        backend_id = self.string(m, "backend", path)
+        backend = backends.get(backend_id)
+        if backend is None:
+            known = ", ".join(backends)
+            raise self.fail(
+                f"{path}.backend",
+                m.lines["backend"],
+                f"unknown backend {backend_id!r} (configured: {known})",
+            )
+        if backend.is_local:
+            raise self.fail(
+                f"{path}.backend",
+                m.lines["backend"],
+                f"backend {backend_id!r} is the local embedding model, not an LLM",
+            )
+        policies = self.policies(m, path, backends)
+        lookup = policies.lookup
+        return Api(
+            name=self.string(m, "name", path),
+            path=self.api_path(m, path),
+            backend=backend,
+            inbound=policies.inbound,
+            outbound=policies.outbound,
+            embeddings=backends[lookup.embeddings_backend_id] if lookup else None,
+        )
+
+    def api_path(self, m: _Map, path: str) -> str:
+        value = self.string(m, "path", path)
+        if not value.startswith("/") or "?" in value or "#" in value:
+            raise self.fail(
+                f"{path}.path",
+                m.lines["path"],
+                f"must be a URL path starting with '/', not {value!r}",
+            )
+        return value.rstrip("/")
+
+    def policies(self, m: _Map, path: str, backends: Mapping[str, Backend]) -> Policies:
+        if "policies" in m and "policies-file" in m:
+            raise self.fail(
+                f"{path}.policies-file",
+                m.lines["policies-file"],
+                "give policies or policies-file, not both",
+            )
+        if "policies-file" in m:
+            file = self.base_dir / self.string(m, "policies-file", path)
+            try:
+                text = file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise self.fail(
+                    f"{path}.policies-file",
+                    m.lines["policies-file"],
+                    f"cannot read {str(file)!r}: {exc.strerror}",
+                ) from None
+            return parse_policies(
+                text, backends=backends, where=f"{self.source}: {path}.policies-file {str(file)!r}"
+            )
+        if "policies" not in m or m["policies"] is None:
+            return Policies()
+        text = m["policies"]
+        if not isinstance(text, str):
+            raise self.fail(
+                f"{path}.policies", m.lines["policies"], "must be the policy XML as a string"
+            )
+        return parse_policies(
+            text,
+            backends=backends,
+            where=f"{self.source}: {path}.policies",
+            line_offset=m.lines["policies"] - 1,
+        )
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"

@@ -1,0 +1,523 @@
+"""APIM policy XML, parsed and checked into frozen policy objects.
+
+A team moving off API Management pastes its `<policies>` document unchanged:
+
+    <policies>
+      <inbound>   <base/> lookup, rate-limit, rate-limit-by-key ... </inbound>
+      <backend>   <base/> or <forward-request/> (optional) </backend>
+      <outbound>  store, <base/> </outbound>
+      <on-error>  <base/> (optional) </on-error>
+    </policies>
+
+Both families are accepted: `llm-semantic-cache-lookup|store` and
+`azure-openai-semantic-cache-lookup|store`. Every element or attribute the
+gateway does not implement is a `ConfigError` naming it and its line: an
+ignored `<ip-filter>` or `<authentication-...>` would be a security hole, an
+ignored `<set-header>` a silent behaviour change.
+
+A lookup without a store, or a store without a lookup, is an error too. The
+store writes under the key the lookup computed (partition, vary-by, prompt), as
+in APIM, so a lone store has nothing to write under; a lone lookup would pay an
+embedding on every request for a cache nothing ever fills.
+
+The XML is read with expat, the parser under `xml.etree`, because it reports
+line numbers; DTDs are refused, so no entity can expand or reach outside.
+
+Adding an attribute to a policy (the verifier settings of the lookup, say) is
+two lines: a field on its dataclass and a row in its `_Attr` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from xml.parsers import expat
+
+from reprise._exceptions import ConfigError
+from reprise._gateway.expressions import Expression, RequestContext, compile_expression
+
+__all__ = [
+    "Policies",
+    "Policy",
+    "RateLimit",
+    "RateLimitByKey",
+    "SemanticCacheLookup",
+    "SemanticCacheStore",
+    "parse_policies",
+]
+
+Family = Literal["llm", "azure-openai"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SemanticCacheLookup:
+    """`<llm-semantic-cache-lookup>` / `<azure-openai-semantic-cache-lookup>`.
+
+    `score_threshold` is a cosine distance in [0, 1]: lower is stricter, 0
+    serves exact repeats only. `vary_by` are the `<vary-by>` expressions in
+    document order; `vary_by_values` evaluates them for one request.
+    """
+
+    score_threshold: float
+    embeddings_backend_id: str
+    embeddings_backend_auth: str | None = None
+    ignore_system_messages: bool = False
+    max_message_count: int | None = None
+    vary_by: tuple[Expression, ...] = ()
+    family: Family = "llm"
+    line: int = 0
+
+    def vary_by_values(self, ctx: RequestContext) -> tuple[str, ...]:
+        """The `<vary-by>` values in order.
+
+        APIM concatenates them; pass the tuple to `partition_key(vary_by=...)`,
+        which keeps their boundaries, so ("ab", "c") and ("a", "bc") differ.
+        """
+        return tuple(expr.evaluate(ctx) for expr in self.vary_by)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SemanticCacheStore:
+    """`<llm-semantic-cache-store>` / `<azure-openai-semantic-cache-store>`.
+
+    `duration` is the entries' time to live in seconds. `cache_response`
+    follows APIM: omitted or false stores 200 OK responses only; true widens
+    that to every 2xx. Errors are never stored whatever it says (see
+    `cacheable_statuses`), because a cached failure would outlive the outage.
+    """
+
+    duration: int
+    cache_response: bool = False
+    family: Family = "llm"
+    line: int = 0
+
+    @property
+    def cacheable_statuses(self) -> frozenset[int]:
+        """The backend statuses worth storing; for `is_cacheable_response(statuses=...)`."""
+        return frozenset(range(200, 300)) if self.cache_response else frozenset({200})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """`<rate-limit>`: at most `calls` requests per `renewal_period` seconds per API.
+
+    It runs where it stands among the inbound policies, so placed after the
+    lookup (as APIM recommends) it counts misses only. Header names are those
+    APIM would send: `retry_after_header_name` carries the seconds to wait on a
+    429, the optional others carry the remaining and total calls.
+    """
+
+    calls: int
+    renewal_period: int
+    retry_after_header_name: str = "Retry-After"
+    remaining_calls_header_name: str | None = None
+    total_calls_header_name: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitByKey:
+    """`<rate-limit-by-key>`: like `RateLimit`, one counter per `counter_key` value.
+
+    Each request adds `increment_count` to its key's counter.
+    """
+
+    calls: int
+    renewal_period: int
+    counter_key: Expression
+    increment_count: int = 1
+    retry_after_header_name: str = "Retry-After"
+    remaining_calls_header_name: str | None = None
+    total_calls_header_name: str | None = None
+    line: int = 0
+
+
+Policy = SemanticCacheLookup | SemanticCacheStore | RateLimit | RateLimitByKey
+
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    """An API's policies, section by section, in document order (`<base/>` dropped)."""
+
+    inbound: tuple[Policy, ...] = ()
+    outbound: tuple[Policy, ...] = ()
+
+    @property
+    def lookup(self) -> SemanticCacheLookup | None:
+        return next((p for p in self.inbound if isinstance(p, SemanticCacheLookup)), None)
+
+    @property
+    def store(self) -> SemanticCacheStore | None:
+        return next((p for p in self.outbound if isinstance(p, SemanticCacheStore)), None)
+
+
+# --- the XML tree ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Node:
+    tag: str
+    attrs: dict[str, str]
+    line: int
+    children: list[_Node] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+
+def _read_xml(text: str) -> _Node:
+    """Parse `text` into `_Node`s with their lines; `ConfigError(line, message)` if malformed."""
+    parser = expat.ParserCreate()
+    stack: list[_Node] = []
+    roots: list[_Node] = []
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        node = _Node(tag, attrs, parser.CurrentLineNumber)
+        (stack[-1].children if stack else roots).append(node)
+        stack.append(node)
+
+    def end(tag: str) -> None:
+        stack.pop()
+
+    def chars(data: str) -> None:
+        if stack:
+            stack[-1].text.append(data)
+
+    def doctype(*args: Any) -> None:
+        raise _XmlError(parser.CurrentLineNumber, "a DOCTYPE is not allowed in policies")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    try:
+        parser.Parse(text, True)
+    except expat.ExpatError as exc:
+        message = expat.errors.messages[exc.code]
+        raise _XmlError(exc.lineno, f"not well-formed XML: {message}") from None
+    return roots[0]
+
+
+class _XmlError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+# --- attribute tables -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Attr:
+    field: str
+    convert: Callable[[str], Any]
+    required: bool = False
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+def _distance(value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise ValueError("must be a cosine distance between 0 and 1 (lower is stricter)")
+    return number
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError('must be "true" or "false"')
+    return lowered == "true"
+
+
+def _name(value: str) -> str:
+    if not value.strip() or value.strip().startswith("@"):
+        raise ValueError("must be a plain non-empty name")
+    return value.strip()
+
+
+def _auth(value: str) -> str:
+    # Reprise has no managed identity; "system-assigned" is accepted so APIM
+    # documents paste unchanged, and the backend's own headers authenticate.
+    if value.strip() != "system-assigned":
+        raise ValueError('must be "system-assigned" (set credentials in the backend\'s headers)')
+    return value.strip()
+
+
+def _no_expression(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(value: str) -> Any:
+        if "@(" in value or value.strip().startswith("@{"):
+            raise ValueError(
+                f"must be a constant; expressions such as {value.strip()!r} are not supported here"
+            )
+        return convert(value)
+
+    return checked
+
+
+def _expression(value: str) -> Expression:
+    return compile_expression(value)
+
+
+_LOOKUP: dict[str, _Attr] = {
+    "score-threshold": _Attr("score_threshold", _no_expression(_distance), required=True),
+    "embeddings-backend-id": _Attr("embeddings_backend_id", _name, required=True),
+    "embeddings-backend-auth": _Attr("embeddings_backend_auth", _auth),
+    "ignore-system-messages": _Attr("ignore_system_messages", _no_expression(_bool)),
+    "max-message-count": _Attr("max_message_count", _no_expression(_positive_int)),
+}
+_STORE: dict[str, _Attr] = {
+    "duration": _Attr("duration", _no_expression(_positive_int), required=True),
+    "cache-response": _Attr("cache_response", _no_expression(_bool)),
+}
+_RATE: dict[str, _Attr] = {
+    "calls": _Attr("calls", _no_expression(_positive_int), required=True),
+    "renewal-period": _Attr("renewal_period", _no_expression(_positive_int), required=True),
+    "retry-after-header-name": _Attr("retry_after_header_name", _name),
+    "remaining-calls-header-name": _Attr("remaining_calls_header_name", _name),
+    "total-calls-header-name": _Attr("total_calls_header_name", _name),
+}
+_RATE_BY_KEY: dict[str, _Attr] = {
+    **_RATE,
+    "counter-key": _Attr("counter_key", _expression, required=True),
+    "increment-count": _Attr("increment_count", _no_expression(_positive_int)),
+}
+
+# Attributes APIM has that Reprise refuses, with the reason given to the operator.
+_REFUSED: dict[str, str] = {
+    "increment-condition": "is not supported (a lookup hit already skips the rate limit, "
+    "so placed after the lookup it counts misses only)",
+    "retry-after-variable-name": "is not supported (Reprise has no policy variables)",
+    "remaining-calls-variable-name": "is not supported (Reprise has no policy variables)",
+}
+
+
+# --- sections -------------------------------------------------------------------------
+
+_LOOKUP_TAGS: dict[str, Family] = {
+    "llm-semantic-cache-lookup": "llm",
+    "azure-openai-semantic-cache-lookup": "azure-openai",
+}
+_STORE_TAGS: dict[str, Family] = {
+    "llm-semantic-cache-store": "llm",
+    "azure-openai-semantic-cache-store": "azure-openai",
+}
+_SECTIONS = ("inbound", "backend", "outbound", "on-error")
+
+
+class _Context:
+    """Where the document sits, so every error names the config key and file line."""
+
+    def __init__(self, where: str, line_offset: int, backends: Collection[str]) -> None:
+        self.where = where
+        self.line_offset = line_offset
+        self.backends = backends
+
+    def error(self, line: int, message: str, tag: str | None = None) -> ConfigError:
+        element = f"<{tag}> " if tag else ""
+        return ConfigError(f"{self.where}: {element}line {line + self.line_offset}: {message}")
+
+
+def parse_policies(
+    text: str, *, backends: Collection[str], where: str = "policies", line_offset: int = 0
+) -> Policies:
+    """Parse a `<policies>` document; `ConfigError` names `where` and the line.
+
+    `backends` are the ids an `embeddings-backend-id` may name. `line_offset`
+    is added to XML line numbers, so that they count from the config file's start.
+    """
+    ctx = _Context(where, line_offset, backends)
+    try:
+        root = _read_xml(text)
+    except _XmlError as exc:
+        raise ctx.error(exc.line, exc.message) from None
+    if root.tag != "policies":
+        raise ctx.error(root.line, "the root element must be <policies>", root.tag)
+    _check_attrs(root, {}, ctx)
+    sections: dict[str, _Node] = {}
+    for node in root.children:
+        if node.tag not in _SECTIONS:
+            raise ctx.error(node.line, f"unknown section; expected one of {_SECTIONS}", node.tag)
+        if node.tag in sections:
+            raise ctx.error(node.line, "section appears twice", node.tag)
+        _check_attrs(node, {}, ctx)
+        sections[node.tag] = node
+    policies = Policies(
+        inbound=_inbound(sections.get("inbound"), ctx),
+        outbound=_outbound(sections.get("outbound"), ctx),
+    )
+    _check_passthrough(sections.get("backend"), ("base", "forward-request"), ctx)
+    _check_passthrough(sections.get("on-error"), ("base",), ctx)
+    _check_pairing(policies, root, ctx)
+    return policies
+
+
+def _inbound(section: _Node | None, ctx: _Context) -> tuple[Policy, ...]:
+    policies: list[Policy] = []
+    for node in section.children if section else []:
+        if node.tag == "base":
+            _check_empty(node, ctx)
+        elif node.tag in _LOOKUP_TAGS:
+            _once(policies, SemanticCacheLookup, node, ctx)
+            policies.append(_lookup(node, ctx))
+        elif node.tag == "rate-limit":
+            _once(policies, RateLimit, node, ctx)
+            _check_no_children(node, ctx)
+            policies.append(RateLimit(**_attrs(node, _RATE, ctx), line=ctx.line_offset + node.line))
+        elif node.tag == "rate-limit-by-key":
+            _check_no_children(node, ctx)
+            fields = _attrs(node, _RATE_BY_KEY, ctx)
+            policies.append(RateLimitByKey(**fields, line=ctx.line_offset + node.line))
+        else:
+            raise _unsupported(node, "inbound", ctx)
+    return tuple(policies)
+
+
+def _outbound(section: _Node | None, ctx: _Context) -> tuple[Policy, ...]:
+    policies: list[Policy] = []
+    for node in section.children if section else []:
+        if node.tag == "base":
+            _check_empty(node, ctx)
+        elif node.tag in _STORE_TAGS:
+            _once(policies, SemanticCacheStore, node, ctx)
+            _check_no_children(node, ctx)
+            fields = _attrs(node, _STORE, ctx)
+            policies.append(
+                SemanticCacheStore(
+                    **fields, family=_STORE_TAGS[node.tag], line=ctx.line_offset + node.line
+                )
+            )
+        else:
+            raise _unsupported(node, "outbound", ctx)
+    return tuple(policies)
+
+
+def _lookup(node: _Node, ctx: _Context) -> SemanticCacheLookup:
+    fields = _attrs(node, _LOOKUP, ctx)
+    backend = fields["embeddings_backend_id"]
+    if backend not in ctx.backends:
+        known = ", ".join(sorted(ctx.backends)) or "none"
+        raise ctx.error(
+            node.line,
+            f"embeddings-backend-id {backend!r} is not a configured backend (configured: {known})",
+            node.tag,
+        )
+    vary_by: list[Expression] = []
+    for child in node.children:
+        if child.tag != "vary-by":
+            raise ctx.error(child.line, f"unsupported element <{child.tag}> in <{node.tag}>")
+        _check_attrs(child, {}, ctx)
+        if child.children:
+            raise ctx.error(child.line, "<vary-by> holds text only", child.tag)
+        text = "".join(child.text).strip()
+        if not text:
+            raise ctx.error(child.line, "<vary-by> is empty", child.tag)
+        try:
+            vary_by.append(compile_expression(text))
+        except ConfigError as exc:
+            raise ctx.error(child.line, str(exc), child.tag) from None
+    return SemanticCacheLookup(
+        **fields,
+        vary_by=tuple(vary_by),
+        family=_LOOKUP_TAGS[node.tag],
+        line=ctx.line_offset + node.line,
+    )
+
+
+def _attrs(node: _Node, table: Mapping[str, _Attr], ctx: _Context) -> dict[str, Any]:
+    """Convert `node`'s attributes by `table` into dataclass keyword arguments."""
+    _check_attrs(node, table, ctx)
+    fields: dict[str, Any] = {}
+    for name, spec in table.items():
+        if name not in node.attrs:
+            if spec.required:
+                raise ctx.error(node.line, f"attribute {name!r} is required", node.tag)
+            continue
+        try:
+            fields[spec.field] = spec.convert(node.attrs[name])
+        except (ValueError, ConfigError) as exc:
+            raise ctx.error(node.line, f"attribute {name!r} {_reason(exc)}", node.tag) from None
+    return fields
+
+
+def _reason(exc: Exception) -> str:
+    message = str(exc)
+    return message if message.startswith("must") else f"is invalid: {message}"
+
+
+def _check_attrs(node: _Node, table: Mapping[str, _Attr], ctx: _Context) -> None:
+    for name in node.attrs:
+        if name in table:
+            continue
+        if name in _REFUSED:
+            raise ctx.error(node.line, f"attribute {name!r} {_REFUSED[name]}", node.tag)
+        allowed = ", ".join(table) or "none"
+        raise ctx.error(node.line, f"unknown attribute {name!r} (allowed: {allowed})", node.tag)
+
+
+def _check_no_children(node: _Node, ctx: _Context) -> None:
+    if node.children:
+        child = node.children[0]
+        raise ctx.error(child.line, f"unsupported element <{child.tag}> in <{node.tag}>")
+
+
+def _check_empty(node: _Node, ctx: _Context) -> None:
+    _check_attrs(node, {}, ctx)
+    _check_no_children(node, ctx)
+
+
+def _check_passthrough(section: _Node | None, allowed: tuple[str, ...], ctx: _Context) -> None:
+    """`<backend>` and `<on-error>` may only say "do the default"."""
+    for node in section.children if section else []:
+        if node.tag not in allowed:
+            raise _unsupported(node, section.tag if section else "", ctx)
+        _check_empty(node, ctx)
+
+
+def _once(policies: list[Policy], kind: type, node: _Node, ctx: _Context) -> None:
+    if any(isinstance(p, kind) for p in policies):
+        raise ctx.error(node.line, "may appear only once in its section", node.tag)
+
+
+def _unsupported(node: _Node, section: str, ctx: _Context) -> ConfigError:
+    where = "lookup" if node.tag in _LOOKUP_TAGS else "store" if node.tag in _STORE_TAGS else ""
+    if where == "lookup":
+        return ctx.error(node.line, f"belongs in <inbound>, not <{section}>", node.tag)
+    if where == "store":
+        return ctx.error(node.line, f"belongs in <outbound>, not <{section}>", node.tag)
+    return ctx.error(
+        node.line, f"unsupported element in <{section}>: Reprise does not implement it", node.tag
+    )
+
+
+def _check_pairing(policies: Policies, root: _Node, ctx: _Context) -> None:
+    lookup, store = policies.lookup, policies.store
+    if lookup is not None and store is None:
+        raise ctx.error(
+            lookup.line - ctx.line_offset,
+            "has no semantic-cache-store in <outbound>: nothing would ever fill the cache",
+            "llm-semantic-cache-lookup"
+            if lookup.family == "llm"
+            else "azure-openai-semantic-cache-lookup",
+        )
+    if store is not None and lookup is None:
+        raise ctx.error(
+            store.line - ctx.line_offset,
+            "has no semantic-cache-lookup in <inbound>: the store writes under the key "
+            "the lookup computes",
+            "llm-semantic-cache-store"
+            if store.family == "llm"
+            else "azure-openai-semantic-cache-store",
+        )
