@@ -1,0 +1,173 @@
+"""The SQLite side of the embedded store: every method runs on its one worker thread.
+
+A sqlite3 connection must stay on the thread that made it, and disk I/O must
+stay off the event loop, so `EmbeddedStore` owns a single-thread executor and
+calls these methods only through it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reprise._exceptions import IndexMismatch
+from reprise._protocols import Entry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    label INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    partition TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    response TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    meta TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_partition ON entries (partition);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires_at) WHERE expires_at IS NOT NULL;
+"""
+
+LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Live rows read back at open, without prompts and responses (they stay on disk)."""
+
+    labels: list[int]
+    ids: list[str]
+    partitions: list[str]
+    expires: list[float | None]
+    vectors: bytes
+
+
+class Database:
+    """One SQLite file (or `:memory:`) holding every entry; thread-confined."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._con: sqlite3.Connection | None = None
+
+    @property
+    def con(self) -> sqlite3.Connection:
+        if self._con is None:
+            raise sqlite3.ProgrammingError("the store is not open")
+        return self._con
+
+    def open(self, dims: int) -> int:
+        """Connect, create the schema, check the dims; return the next free label."""
+        if self.path == ":memory:":
+            self._con = sqlite3.connect(":memory:")
+        else:
+            directory = Path(self.path)
+            directory.mkdir(parents=True, exist_ok=True)
+            self._con = sqlite3.connect(directory / "cache.sqlite3")
+            self._con.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a power cut may lose the last commits, never corrupt the file;
+            # a lost cache entry costs one backend call.
+            self._con.execute("PRAGMA synchronous=NORMAL")
+        self.con.executescript(SCHEMA)
+        row = self.con.execute("SELECT value FROM settings WHERE key = 'dims'").fetchone()
+        if row is None:
+            self.con.execute("INSERT INTO settings VALUES ('dims', ?)", (str(dims),))
+            self.con.commit()
+        elif int(row[0]) != dims:
+            self.close()
+            raise IndexMismatch(
+                f"the store at {self.path!r} holds {row[0]}-dimensional vectors but the "
+                f"embedder makes {dims}-dimensional ones; use another data directory or "
+                "clear this one (the cached responses belong to another embedding model)"
+            )
+        (top,) = self.con.execute("SELECT COALESCE(MAX(label), 0) FROM entries").fetchone()
+        return int(top) + 1
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def partition_sizes(self, now: float) -> dict[str, int]:
+        rows = self.con.execute(
+            f"SELECT partition, COUNT(*) FROM entries WHERE {LIVE} GROUP BY partition", (now,)
+        )
+        return {p: int(n) for p, n in rows}
+
+    def live_rows(self, now: float, chunk: int = 20_000) -> Iterator[Chunk]:
+        cursor = self.con.execute(
+            f"SELECT label, id, partition, expires_at, vector FROM entries WHERE {LIVE}", (now,)
+        )
+        while rows := cursor.fetchmany(chunk):
+            labels, ids, partitions, expires, vectors = zip(*rows, strict=True)
+            yield Chunk(list(labels), list(ids), list(partitions), list(expires), b"".join(vectors))
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Entry]:
+        marks = ",".join("?" * len(ids))
+        rows = self.con.execute(
+            "SELECT id, partition, prompt, response, vector, created_at, expires_at, meta "
+            f"FROM entries WHERE id IN ({marks})",
+            tuple(ids),
+        )
+        return {row[0]: _entry(row) for row in rows}
+
+    def upsert(self, entry: Entry, label: int, vector: bytes, meta: str) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                label,
+                entry.id,
+                entry.partition,
+                entry.prompt,
+                entry.response,
+                vector,
+                entry.created_at,
+                entry.expires_at,
+                meta,
+            ),
+        )
+        self.con.commit()
+
+    def delete(self, entry_id: str) -> None:
+        self.con.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+        self.con.commit()
+
+    def clear(self, partition: str | None, now: float) -> int:
+        """Delete the partition's rows (or all); return how many of them were live."""
+        where, args = ("partition = ?", (partition,)) if partition is not None else ("1", ())
+        (live,) = self.con.execute(
+            f"SELECT COUNT(*) FROM entries WHERE {where} AND {LIVE}", (*args, now)
+        ).fetchone()
+        self.con.execute(f"DELETE FROM entries WHERE {where}", args)
+        self.con.commit()
+        return int(live)
+
+    def purge(self, now: float) -> list[str]:
+        """Delete expired rows; return their ids."""
+        rows = self.con.execute(
+            "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING id",
+            (now,),
+        ).fetchall()
+        self.con.commit()
+        return [row[0] for row in rows]
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    entry_id, partition, prompt, response, vector, created_at, expires_at, meta = row
+    return Entry(
+        id=entry_id,
+        partition=partition,
+        prompt=prompt,
+        response=response,
+        vector=np.frombuffer(vector, dtype=np.float32).copy(),
+        created_at=created_at,
+        expires_at=expires_at,
+        meta=json.loads(meta),
+    )

@@ -1,0 +1,295 @@
+"""The default store: entries in SQLite on disk, vectors searched in memory.
+
+    SQLite (WAL)        every entry, the source of truth; one worker thread does all its I/O
+    row map             id -> (label, partition, expires_at) for every live entry, in memory
+    partition indexes   one per partition: exact numpy search, HNSW once large
+    hot entries         an LRU of recently read or written entries
+
+`get` of an unknown id answers from the row map alone; a hot entry needs no I/O
+either. Searching is pure numpy / usearch on the event loop (well under a
+millisecond, see benchmarks/store.md); only the few matches within
+`max_distance` are read from SQLite. Prompts and responses never sit in
+memory beyond the hot LRU, so a million entries cost their vectors plus
+about 200 bytes each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+
+from reprise._exceptions import StoreError, StoreUnavailable
+from reprise._protocols import Entry, Match, Vector
+from reprise._stores._index import DEFAULTS, HNSWParams, PartitionIndex
+from reprise._stores._sqlite import Database
+
+T = TypeVar("T")
+
+#: float32 dot products of equal unit vectors land within this of 0; an identical
+#: prompt must still be found at `max_distance=0`.
+ROUNDING = 1e-6
+logger = logging.getLogger("reprise.store")
+
+
+class _Row(NamedTuple):
+    label: int
+    partition: str
+    expires_at: float | None
+
+
+def _expired(row: _Row, now: float) -> bool:
+    return row.expires_at is not None and row.expires_at <= now
+
+
+class EmbeddedStore:
+    """A `VectorStore` in one data directory (`cache.sqlite3` inside), or `":memory:"`.
+
+    `ann_threshold` is the partition size above which HNSW replaces exact
+    search; `purge_interval` is how often, in seconds, expired rows are
+    deleted from disk (they are never returned in between).
+    """
+
+    def __init__(
+        self,
+        path: str | Path = "./reprise-data",
+        *,
+        ann_threshold: int = DEFAULTS.threshold,
+        connectivity: int = DEFAULTS.connectivity,
+        expansion_search: int = DEFAULTS.expansion_search,
+        expansion_add: int = DEFAULTS.expansion_add,
+        hot_entries: int = 4096,
+        purge_interval: float = 60.0,
+    ) -> None:
+        self.path = str(path)
+        self.params = HNSWParams(ann_threshold, connectivity, expansion_add, expansion_search)
+        self.hot_entries = hot_entries
+        self.purge_interval = purge_interval
+        self.dims = 0
+        self._db = Database(self.path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._rows: dict[str, _Row] = {}
+        self._ids: dict[int, str] = {}
+        self._partitions: dict[str, PartitionIndex] = {}
+        self._hot: OrderedDict[str, Entry] = OrderedDict()
+        self._next_label = 1
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({self.path!r}, entries={len(self._rows)})"
+
+    async def open(self, dims: int) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="reprise-sqlite")
+        self.dims = dims
+        try:
+            self._next_label = await self._run(self._db.open, dims)
+            await self._run(self._load, time.time())
+        except BaseException:
+            await self.aclose()
+            raise
+        self._spawn(self._purge_forever())
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._executor is not None:
+            await self._run(self._db.close)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._forget_everything()
+
+    async def get(self, entry_id: str) -> Entry | None:
+        row = self._rows.get(entry_id)
+        if row is None:
+            return None
+        if _expired(row, time.time()):
+            self._forget(entry_id)
+            return None
+        return (await self._entries([entry_id])).get(entry_id)
+
+    async def search(
+        self, vector: Vector, partition: str, *, k: int, max_distance: float
+    ) -> list[Match]:
+        index = self._partitions.get(partition)
+        if index is None or k <= 0:
+            return []
+        found = self._nearest(index, self._check(vector), k, max_distance)
+        entries = await self._entries([entry_id for entry_id, _ in found])
+        return [Match(entries[i], d) for i, d in found if i in entries]
+
+    async def upsert(self, entry: Entry) -> None:
+        if entry.vector is None:
+            raise StoreError(f"entry {entry.id!r} has no vector")
+        vector = self._check(entry.vector).copy()
+        try:
+            meta = json.dumps(dict(entry.meta), separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"entry {entry.id!r}: meta must be JSON-serialisable: {exc}") from exc
+        label = self._next_label
+        self._next_label += 1
+        await self._run(self._db.upsert, entry, label, vector.tobytes(), meta)
+        self._forget(entry.id)
+        index = self._partitions.get(entry.partition)
+        if index is None:
+            index = self._partitions[entry.partition] = PartitionIndex(self.dims, self.params)
+        index.add(np.array([label], dtype=np.int64), vector[None, :])
+        self._rows[entry.id] = _Row(label, entry.partition, entry.expires_at)
+        self._ids[label] = entry.id
+        self._remember(dataclasses.replace(entry, vector=vector, meta=json.loads(meta)))
+        if index.wants_upgrade():
+            # A tiny graph (a test's low threshold) builds in microseconds; only a
+            # real one is worth a thread and the journal.
+            if len(index) <= 256:
+                index.build_now()
+            else:
+                self._spawn(index.upgrade())
+
+    async def delete(self, entry_id: str) -> bool:
+        row = self._rows.get(entry_id)
+        await self._run(self._db.delete, entry_id)
+        self._forget(entry_id)
+        return row is not None and not _expired(row, time.time())
+
+    async def clear(self, partition: str | None = None) -> int:
+        count = await self._run(self._db.clear, partition, time.time())
+        if partition is None:
+            self._forget_everything()
+        elif partition in self._partitions:
+            ids = [i for i, row in self._rows.items() if row.partition == partition]
+            for entry_id in ids:
+                self._forget(entry_id)
+        return count
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _nearest(
+        self, index: PartitionIndex, vector: Vector, k: int, max_distance: float
+    ) -> list[tuple[str, float]]:
+        """Up to k live (id, distance) within max_distance; asks for more if some expired."""
+        now, count = time.time(), k
+        while True:
+            labels, distances = index.search(vector, count)
+            found: list[tuple[str, float]] = []
+            stale: list[str] = []
+            for label, distance in zip(labels.tolist(), distances.tolist(), strict=True):
+                if distance > max_distance + ROUNDING or len(found) == k:
+                    break
+                entry_id = self._ids[label]
+                if _expired(self._rows[entry_id], now):
+                    stale.append(entry_id)
+                else:
+                    found.append((entry_id, max(distance, 0.0)))
+            for entry_id in stale:
+                self._forget(entry_id)
+            exhausted = len(labels) < count or distances[-1] > max_distance + ROUNDING
+            if len(found) == k or exhausted or not stale:
+                return found
+            count *= 2
+
+    async def _entries(self, ids: Sequence[str]) -> dict[str, Entry]:
+        """The entries for `ids`, from the hot LRU or else one SQLite read."""
+        out: dict[str, Entry] = {}
+        for entry_id in ids:
+            if (entry := self._hot.get(entry_id)) is not None:
+                self._hot.move_to_end(entry_id)
+                out[entry_id] = entry
+        missing = [i for i in ids if i not in out]
+        if missing:
+            fetched = await self._run(self._db.fetch, missing)
+            for entry_id, entry in fetched.items():
+                if entry_id in self._rows:  # not deleted while we were reading
+                    self._remember(entry)
+                    out[entry_id] = entry
+        return out
+
+    def _remember(self, entry: Entry) -> None:
+        if self.hot_entries <= 0:
+            return
+        self._hot[entry.id] = entry
+        self._hot.move_to_end(entry.id)
+        if len(self._hot) > self.hot_entries:
+            self._hot.popitem(last=False)
+
+    def _forget(self, entry_id: str) -> None:
+        row = self._rows.pop(entry_id, None)
+        self._hot.pop(entry_id, None)
+        if row is None:
+            return
+        del self._ids[row.label]
+        index = self._partitions[row.partition]
+        index.remove(row.label)
+        if len(index) == 0:
+            del self._partitions[row.partition]
+
+    def _forget_everything(self) -> None:
+        self._rows.clear()
+        self._ids.clear()
+        self._partitions.clear()
+        self._hot.clear()
+
+    def _load(self, now: float) -> None:
+        """Rebuild the row map and indexes from the live rows (on the worker thread)."""
+        names: dict[str, str] = {}  # one string object per partition name, not per row
+        for chunk in self._db.live_rows(now):
+            vectors = np.frombuffer(chunk.vectors, dtype=np.float32).reshape(-1, self.dims)
+            parts = np.array([names.setdefault(p, p) for p in chunk.partitions], dtype=object)
+            for name in set(chunk.partitions):
+                rows = np.flatnonzero(parts == name)
+                index = self._partitions.setdefault(name, PartitionIndex(self.dims, self.params))
+                index.add(np.asarray(chunk.labels, dtype=np.int64)[rows], vectors[rows])
+            for label, entry_id, partition, expires in zip(
+                chunk.labels, chunk.ids, chunk.partitions, chunk.expires, strict=True
+            ):
+                self._rows[entry_id] = _Row(label, names[partition], expires)
+                self._ids[label] = entry_id
+        for index in self._partitions.values():
+            index.build_now()
+
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.purge_interval)
+            try:
+                purged = await self._run(self._db.purge, time.time())
+            except StoreError as exc:
+                logger.warning("purging expired entries failed, will retry: %s", exc)
+                continue
+            now = time.time()
+            for entry_id in purged:
+                row = self._rows.get(entry_id)
+                if row is not None and _expired(row, now):
+                    self._forget(entry_id)
+
+    def _check(self, vector: Vector) -> Vector:
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.shape != (self.dims,):
+            raise StoreError(f"expected a vector of shape ({self.dims},), got {vector.shape}")
+        return vector
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            raise StoreUnavailable(f"the store at {self.path!r} is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise StoreUnavailable(f"SQLite store at {self.path!r}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store at {self.path!r}: {exc}") from exc
