@@ -112,6 +112,7 @@ class EmbeddedStore:
         self._forget_everything()
 
     async def get(self, entry_id: str) -> Entry | None:
+        self._require_open()
         row = self._rows.get(entry_id)
         if row is None:
             return None
@@ -123,6 +124,7 @@ class EmbeddedStore:
     async def search(
         self, vector: Vector, partition: str, *, k: int, max_distance: float
     ) -> list[Match]:
+        self._require_open()
         index = self._partitions.get(partition)
         if index is None or k <= 0:
             return []
@@ -131,6 +133,7 @@ class EmbeddedStore:
         return [Match(entries[i], d) for i, d in found if i in entries]
 
     async def upsert(self, entry: Entry) -> None:
+        self._require_open()
         if entry.vector is None:
             raise StoreError(f"entry {entry.id!r} has no vector")
         vector = self._check(entry.vector).copy()
@@ -272,6 +275,10 @@ class EmbeddedStore:
                 if row is not None and _expired(row, now):
                     self._forget(entry_id)
 
+    def _require_open(self) -> None:
+        if self._executor is None:
+            raise StoreUnavailable(f"the store at {self.path!r} is not open")
+
     def _check(self, vector: Vector) -> Vector:
         vector = np.asarray(vector, dtype=np.float32)
         if vector.shape != (self.dims,):
@@ -284,8 +291,8 @@ class EmbeddedStore:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        if self._executor is None:
-            raise StoreUnavailable(f"the store at {self.path!r} is not open")
+        self._require_open()
+        assert self._executor is not None
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
