@@ -1,0 +1,293 @@
+"""SemanticCache over the embedded store and the fake embedder: both tiers, TTL, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from reprise import Decision, Match, SemanticCache
+from reprise._exceptions import CacheError, EmbedderError
+from reprise._request import prompt_key
+from reprise._stores.embedded import EmbeddedStore
+from tests.fakes import FakeEmbedder, at_distance, unit
+
+BASE = unit("base")
+VECTORS = {
+    "What is the capital of France?": BASE,
+    "Which city is the capital of France?": at_distance(BASE, 0.05, "near"),
+    "Tell me the French capital": at_distance(BASE, 0.08, "near2"),
+    "How do I bake bread?": at_distance(BASE, 0.6, "far"),
+}
+
+
+@pytest.fixture
+def embedder() -> FakeEmbedder:
+    return FakeEmbedder(vectors=VECTORS)
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[EmbeddedStore]:
+    store = EmbeddedStore(":memory:")
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+async def cache(embedder: FakeEmbedder, store: EmbeddedStore) -> AsyncIterator[SemanticCache]:
+    async with SemanticCache(store=store, embedder=embedder, score_threshold=0.1) as cache:
+        yield cache
+
+
+async def test_an_exact_repeat_hits_without_embedding(
+    cache: SemanticCache, store: EmbeddedStore
+) -> None:
+    await cache.store("What is the capital of France?", "Paris.")
+    fresh = FakeEmbedder(vectors=VECTORS)  # a second cache: its LRU cannot hide a call
+    other = SemanticCache(store=store, embedder=fresh)
+
+    hit = await other.lookup("What is the capital of France?")
+
+    assert hit is not None
+    assert (hit.tier, hit.score, hit.response) == ("exact", 0.0, "Paris.")
+    assert hit.id == prompt_key("", "What is the capital of France?")
+    assert fresh.calls == 0
+
+
+async def test_a_paraphrase_hits_the_semantic_tier_with_its_distance_as_score(
+    cache: SemanticCache,
+) -> None:
+    await cache.store("What is the capital of France?", "Paris.")
+
+    hit = await cache.lookup("Which city is the capital of France?")
+
+    assert hit is not None
+    assert hit.tier == "semantic"
+    assert hit.prompt == "What is the capital of France?"
+    assert hit.response == "Paris."
+    assert hit.score == pytest.approx(0.05, abs=1e-4)
+
+
+async def test_the_nearest_of_several_entries_is_served(cache: SemanticCache) -> None:
+    await cache.store("Tell me the French capital", "far answer")
+    await cache.store("What is the capital of France?", "near answer")
+
+    hit = await cache.lookup("Which city is the capital of France?")
+
+    assert hit is not None
+    assert hit.response == "near answer"
+
+
+async def test_beyond_the_threshold_is_a_miss_that_explain_can_see(
+    embedder: FakeEmbedder, store: EmbeddedStore
+) -> None:
+    async with SemanticCache(store=store, embedder=embedder, score_threshold=0.04) as cache:
+        await cache.store("What is the capital of France?", "Paris.")
+
+        lookup = await cache.explain("Which city is the capital of France?")
+
+    assert lookup.hit is None
+    assert lookup.best_distance == pytest.approx(0.05, abs=1e-4)
+    assert lookup.candidates == 1
+    assert "threshold" in lookup.reason
+
+
+async def test_an_unrelated_prompt_misses(cache: SemanticCache) -> None:
+    await cache.store("What is the capital of France?", "Paris.")
+
+    lookup = await cache.explain("How do I bake bread?")
+
+    assert lookup.hit is None
+    assert lookup.candidates == 0
+
+
+async def test_threshold_zero_serves_exact_repeats_only_and_never_embeds_a_lookup(
+    embedder: FakeEmbedder, store: EmbeddedStore
+) -> None:
+    async with SemanticCache(store=store, embedder=embedder, score_threshold=0.0) as cache:
+        await cache.store("What is the capital of France?", "Paris.")
+        calls = embedder.calls
+
+        paraphrase = await cache.lookup("Which city is the capital of France?")
+        repeat = await cache.lookup("What is the capital of France?")
+
+    assert paraphrase is None
+    assert repeat is not None
+    assert repeat.tier == "exact"
+    assert embedder.calls == calls
+
+
+async def test_a_per_call_threshold_overrides_the_default(cache: SemanticCache) -> None:
+    await cache.store("What is the capital of France?", "Paris.")
+
+    strict = await cache.explain("Which city is the capital of France?", threshold=0.01)
+    loose = await cache.explain("Which city is the capital of France?", threshold=0.2)
+
+    assert strict.hit is None
+    assert loose.hit is not None
+
+
+async def test_partitions_never_share_answers(cache: SemanticCache) -> None:
+    await cache.store("What is the capital of France?", "Paris.", partition="model-a")
+
+    assert await cache.lookup("What is the capital of France?", partition="model-b") is None
+    assert await cache.lookup("Which city is the capital of France?", partition="model-b") is None
+    assert await cache.lookup("What is the capital of France?") is None
+    assert await cache.lookup("What is the capital of France?", partition="model-a") is not None
+
+
+async def test_entries_expire_after_their_ttl(embedder: FakeEmbedder, store: EmbeddedStore) -> None:
+    async with SemanticCache(store=store, embedder=embedder, ttl=0.5) as cache:
+        await cache.store("What is the capital of France?", "Paris.")
+        await cache.store("How do I bake bread?", "Knead.", ttl=60)
+        assert await cache.lookup("Which city is the capital of France?") is not None
+
+        await asyncio.sleep(0.7)
+
+        assert await cache.lookup("What is the capital of France?") is None
+        assert await cache.lookup("Which city is the capital of France?") is None
+        assert await cache.lookup("How do I bake bread?") is not None
+
+
+async def test_an_entry_without_ttl_gets_no_expiry(
+    embedder: FakeEmbedder, store: EmbeddedStore
+) -> None:
+    async with SemanticCache(store=store, embedder=embedder, ttl=None) as cache:
+        entry_id = await cache.store("What is the capital of France?", "Paris.")
+        entry = await store.get(entry_id)
+    assert entry is not None
+    assert entry.expires_at is None
+
+
+async def test_storing_the_same_prompt_again_replaces_the_answer(cache: SemanticCache) -> None:
+    first = await cache.store("What is the capital of France?", "Lyon?")
+    second = await cache.store("What is the capital of France?", "Paris.")
+
+    hit = await cache.lookup("Which city is the capital of France?")
+
+    assert first == second
+    assert hit is not None
+    assert hit.response == "Paris."
+
+
+async def test_delete_removes_the_entry_from_both_tiers(cache: SemanticCache) -> None:
+    entry_id = await cache.store("What is the capital of France?", "Paris.")
+
+    assert await cache.delete(entry_id) is True
+    assert await cache.delete(entry_id) is False
+    assert await cache.lookup("What is the capital of France?") is None
+    assert await cache.lookup("Which city is the capital of France?") is None
+
+
+async def test_clear_a_partition_or_everything(cache: SemanticCache) -> None:
+    await cache.store("What is the capital of France?", "Paris.", partition="a")
+    await cache.store("How do I bake bread?", "Knead.", partition="a")
+    await cache.store("What is the capital of France?", "Paris.", partition="b")
+
+    assert await cache.clear("a") == 2
+    assert await cache.lookup("What is the capital of France?", partition="a") is None
+    assert await cache.lookup("What is the capital of France?", partition="b") is not None
+    assert await cache.clear() == 1
+    assert await cache.lookup("What is the capital of France?", partition="b") is None
+
+
+async def test_meta_is_stored_and_returned_with_the_hit(cache: SemanticCache) -> None:
+    await cache.store("What is the capital of France?", "Paris.", meta={"model": "gpt-x"})
+
+    hit = await cache.lookup("Which city is the capital of France?")
+
+    assert hit is not None
+    assert hit.meta == {"model": "gpt-x"}
+
+
+async def test_mark_wrong_for_a_paraphrase_stops_serving_it_to_that_prompt_only(
+    cache: SemanticCache,
+) -> None:
+    entry_id = await cache.store("What is the capital of France?", "Paris.")
+
+    assert await cache.mark_wrong(entry_id, "Which city is the capital of France?") is True
+
+    assert await cache.lookup("Which city is the capital of France?") is None
+    other = await cache.lookup("Tell me the French capital")
+    own = await cache.lookup("What is the capital of France?")
+    assert other is not None
+    assert other.id == entry_id
+    assert own is not None
+    assert own.response == "Paris."
+
+
+async def test_mark_wrong_twice_keeps_both_rejections(cache: SemanticCache) -> None:
+    entry_id = await cache.store("What is the capital of France?", "Paris.")
+
+    await cache.mark_wrong(entry_id, "Which city is the capital of France?")
+    await cache.mark_wrong(entry_id, "Tell me the French capital")
+
+    assert await cache.lookup("Which city is the capital of France?") is None
+    assert await cache.lookup("Tell me the French capital") is None
+
+
+async def test_mark_wrong_for_its_own_prompt_deletes_the_entry(cache: SemanticCache) -> None:
+    entry_id = await cache.store("What is the capital of France?", "Paris.")
+
+    assert await cache.mark_wrong(entry_id, "What is the capital of France?") is True
+
+    assert await cache.lookup("What is the capital of France?") is None
+    assert await cache.mark_wrong(entry_id, "anything") is False
+
+
+async def test_a_custom_verifier_decides_among_the_candidates(
+    embedder: FakeEmbedder, store: EmbeddedStore
+) -> None:
+    seen: list[list[str]] = []
+
+    class RejectAll:
+        async def decide(
+            self, prompt: str, candidates: Sequence[Match], threshold: float
+        ) -> Decision:
+            seen.append([m.entry.prompt for m in candidates])
+            return Decision(None, "rejected by test")
+
+    async with SemanticCache(store=store, embedder=embedder, verifier=RejectAll()) as cache:
+        await cache.store("What is the capital of France?", "Paris.")
+        lookup = await cache.explain("Which city is the capital of France?")
+
+    assert lookup.hit is None
+    assert lookup.reason == "rejected by test"
+    assert seen == [["What is the capital of France?"]]
+
+
+async def test_an_embedder_failure_is_a_cache_error(
+    cache: SemanticCache, embedder: FakeEmbedder
+) -> None:
+    embedder.fail = True
+    with pytest.raises(CacheError):
+        await cache.lookup("never seen before")
+    with pytest.raises(EmbedderError):
+        await cache.store("never seen before either", "x")
+
+
+async def test_aclose_closes_store_and_embedder(
+    embedder: FakeEmbedder, store: EmbeddedStore
+) -> None:
+    cache = SemanticCache(store=store, embedder=embedder)
+    await cache.open()
+    await cache.aclose()
+    assert embedder.closed
+
+
+@pytest.mark.parametrize("threshold", [-0.01, 1.01, 2.0])
+def test_a_threshold_outside_zero_to_one_is_refused(threshold: float) -> None:
+    with pytest.raises(ValueError, match="cosine distance"):
+        SemanticCache(score_threshold=threshold, store=":memory:", embedder=FakeEmbedder())
+
+
+@pytest.mark.parametrize("ttl", [0, -5])
+def test_a_ttl_that_is_not_positive_is_refused(ttl: float) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        SemanticCache(ttl=ttl, store=":memory:", embedder=FakeEmbedder())
+
+
+def test_a_string_store_path_makes_an_embedded_store() -> None:
+    cache = SemanticCache(store=":memory:", embedder=FakeEmbedder())
+    assert isinstance(cache.vector_store, EmbeddedStore)
