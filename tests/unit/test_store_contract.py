@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from reprise._exceptions import StoreError
 from reprise._protocols import Entry, Vector, VectorStore
 from reprise._stores.embedded import EmbeddedStore
+from reprise._stores.redis import RedisStore
 from tests.fakes import DIMS, at_distance, unit
 
 Factory = Callable[[pytest.FixtureRequest, Path], VectorStore]
@@ -27,6 +29,11 @@ FACTORIES: dict[str, Factory] = {
     "embedded-disk": lambda request, tmp: EmbeddedStore(tmp / "data"),
     # HNSW from the first entry, so every contract also holds for the ANN path.
     "embedded-ann": lambda request, tmp: EmbeddedStore(":memory:", ann_threshold=1),
+    # A key prefix (so an index) per test on the session's server; a generous
+    # timeout because CI machines are shared and slow.
+    "redis": lambda request, tmp: RedisStore(
+        request.getfixturevalue("redis_url"), prefix=f"contract:{uuid.uuid4().hex}:", timeout=5.0
+    ),
 }
 
 

@@ -1,0 +1,409 @@
+"""A `VectorStore` in Redis with the RediSearch (Query Engine) module.
+
+Layout. One hash per entry under `prefix + entry.id`:
+
+    ptag        TAG     hex digest of the partition (the KNN pre-filter)
+    vector      VECTOR  HNSW, FLOAT32, COSINE, DIM from the embedder
+    partition, prompt, response, created_at, expires_at, meta (JSON)   not indexed
+
+The exact tier is `HGETALL` on the key, which is the exact-match hash itself
+(`prompt_key(partition, prompt)`), so it needs no index and no TAG of its own.
+The partition is indexed as a digest rather than as itself: TAG syntax needs
+every punctuation character escaped and cannot express the empty partition,
+and a fixed-length hex digest needs neither. The semantic tier is one query,
+
+    (@ptag:{<digest>})=>[KNN k @vector $vec EF_RUNTIME n AS dist]    DIALECT 2
+
+whose `dist` is RediSearch's COSINE distance, `1 - cos`: the unit of the
+embedded store and of `score_threshold`. Replies are parsed in both RESP2
+(flat lists) and RESP3 (maps), because redis-py 8 speaks RESP3 by default
+and a `?protocol=2` in the URL switches it back.
+
+Expiry. `upsert` sets `PEXPIREAT` from `expires_at`, so Redis deletes an
+expired entry and RediSearch drops it from the index on its own; reads also
+check `expires_at`, since a key can outlive its deadline by a few ms.
+
+Sharing. Several processes may open the same prefix and index: `FT.CREATE`
+racing with another process's ends in "Index already exists", which is
+then checked like any existing index. An existing index whose vector field
+disagrees with the embedder (dimension, metric, type) or that covers another
+prefix raises `IndexMismatch`; it is never dropped (see README, "Production:
+Redis", for migrating).
+
+Failure. Every Redis error becomes a `StoreError`; an unreachable server is
+`StoreUnavailable`, raised within `timeout` seconds (socket and connect
+timeouts; default 0.1 s, well inside a 250 ms lookup budget; redis-py's own
+retry is cut to one immediate reconnect, which is what a restarted server
+needs). After a failure the store stops calling Redis for a back-off window
+(0.25 s doubling to 2 s) and fails fast meanwhile; then one call probes, and
+its success ends the outage. So `open()` may raise `StoreUnavailable` and the
+caller can serve uncached: the index is created lazily by the first call that
+reaches Redis, and again after any outage, because a restarted Redis without
+persistence comes back without it. Caching resumes within ~2 s of Redis
+returning, without hammering a dead server meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.search.field import TagField, VectorField
+from redis.commands.search.index_definition import IndexDefinition, IndexType
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
+
+from reprise._exceptions import IndexMismatch, StoreError, StoreUnavailable
+from reprise._protocols import Entry, Match, Vector
+
+T = TypeVar("T")
+
+# Measured in benchmarks/redis.md: near-duplicate recall@1 >= 0.995 at 100k
+# real MiniLM embeddings in one partition.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_RUNTIME = 100
+
+_RETURN = ("partition", "prompt", "response", "created_at", "expires_at", "meta", "dist")
+_CLEAR_BATCH = 1000
+
+
+class RedisStore:
+    """Entries in Redis hashes, searched with a RediSearch HNSW index.
+
+    `url` is `redis://[user:password@]host:port[/db]`, `rediss://` for TLS
+    (redis-py URL options such as `?ssl_cert_reqs=none` pass through).
+    `timeout` bounds every command and connection attempt, in seconds.
+    `ef_runtime`, `m` and `ef_construction` are the HNSW parameters; `m` and
+    `ef_construction` only apply when this store creates the index.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "reprise:",
+        index_name: str | None = None,
+        timeout: float = 0.1,
+        ef_runtime: int = HNSW_EF_RUNTIME,
+        m: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ) -> None:
+        if not prefix:
+            raise ValueError("prefix must not be empty: the index would cover every key")
+        self.prefix = prefix
+        self.index_name = index_name or f"{prefix}idx"
+        self.ef_runtime = ef_runtime
+        self.m = m
+        self.ef_construction = ef_construction
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+        self._dims: int | None = None
+        self._index_ready = False
+        self._backoff = _Backoff()
+
+    async def open(self, dims: int) -> None:
+        self._dims = dims
+        await self._call(self._noop)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, entry_id: str) -> Entry | None:
+        fields = await self._call(lambda: self._command("HGETALL", self._key(entry_id)))
+        if not fields:
+            return None
+        row = _pairs(fields)
+        entry = _entry(entry_id, row, with_vector=True)
+        return entry if _live(entry) else None
+
+    async def search(
+        self, vector: Vector, partition: str, *, k: int, max_distance: float
+    ) -> list[Match]:
+        if k <= 0:
+            return []
+        blob = self._blob(vector)
+        query = (
+            f"(@ptag:{{{_partition_tag(partition)}}})"
+            f"=>[KNN {k} @vector $vec EF_RUNTIME {self.ef_runtime} AS dist]"
+        )
+        args = ["PARAMS", 2, "vec", blob, "RETURN", len(_RETURN), *_RETURN]
+        args += ["SORTBY", "dist", "LIMIT", 0, k, "DIALECT", 2]
+        reply = await self._call(lambda: self._command("FT.SEARCH", self.index_name, query, *args))
+        return _matches(parse_search(reply), self.prefix, max_distance)
+
+    async def upsert(self, entry: Entry) -> None:
+        if entry.vector is None:
+            raise StoreError(f"entry {entry.id!r} has no vector")
+        key = self._key(entry.id)
+        mapping = _fields(entry, self._blob(entry.vector))
+
+        async def write() -> None:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=mapping)
+                if entry.expires_at is None:
+                    pipe.persist(key)
+                else:
+                    pipe.pexpireat(key, int(entry.expires_at * 1000))
+                await pipe.execute()
+
+        await self._call(write)
+
+    async def delete(self, entry_id: str) -> bool:
+        return bool(await self._call(lambda: self._client.delete(self._key(entry_id))))
+
+    async def clear(self, partition: str | None = None) -> int:
+        query = "*" if partition is None else f"@ptag:{{{_partition_tag(partition)}}}"
+        removed = 0
+        while deleted := await self._call(lambda: self._clear_page(query)):
+            removed += deleted
+        return removed
+
+    async def _clear_page(self, query: str) -> int:
+        # The index shrinks as keys go, so the first page is always the next one.
+        reply = await self._command(
+            "FT.SEARCH", self.index_name, query, "NOCONTENT", "LIMIT", 0, _CLEAR_BATCH,
+            "DIALECT", 2,
+        )  # fmt: skip
+        keys = [key for key, _ in parse_search(reply)]
+        return int(await self._client.unlink(*keys)) if keys else 0
+
+    def _key(self, entry_id: str) -> str:
+        return self.prefix + entry_id
+
+    def _blob(self, vector: Vector) -> bytes:
+        array = np.asarray(vector, dtype=np.float32)
+        if array.shape != (self._dims,):
+            raise StoreError(f"vector of shape {array.shape}, the index holds ({self._dims},)")
+        return array.tobytes()
+
+    async def _command(self, *args: Any) -> Any:
+        # redis-py leaves execute_command untyped; module commands (FT.*) have no typed wrapper.
+        return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def _noop(self) -> None:
+        return None
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run `operation` once the index exists, mapping Redis errors to StoreError."""
+        probe = self._backoff.admit()
+        try:
+            if not self._index_ready:
+                await self._ensure_index()
+            try:
+                result = await operation()
+            except ResponseError as exc:
+                if not _is_missing_index(exc):
+                    raise
+                # Redis restarted without persistence under live connections.
+                self._index_ready = False
+                await self._ensure_index()
+                result = await operation()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._index_ready = False  # the server may come back without the index
+            self._backoff.failed()
+            raise StoreUnavailable(f"redis unreachable: {exc}") from exc
+        except RedisError as exc:
+            self._backoff.succeeded()
+            raise StoreError(f"redis error: {exc}") from exc
+        finally:
+            if probe:  # also when cancelled by the caller's deadline: free the slot
+                self._backoff.release()
+        self._backoff.succeeded()
+        return result
+
+    async def _ensure_index(self) -> None:
+        if self._dims is None:
+            raise StoreError("RedisStore.open(dims) must be called first")
+        try:
+            await self._client.ft(self.index_name).create_index(
+                [TagField("ptag"), self._vector_field(self._dims)],
+                definition=IndexDefinition(  # type: ignore[no-untyped-call]
+                    prefix=[self.prefix], index_type=IndexType.HASH
+                ),
+            )
+        except ResponseError as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+            info = await self._command("FT.INFO", self.index_name)
+            check_index(self.index_name, self.prefix, self._dims, info)
+        self._index_ready = True
+
+    def _vector_field(self, dims: int) -> VectorField:
+        params = {"TYPE": "FLOAT32", "DIM": dims, "DISTANCE_METRIC": "COSINE", "M": self.m}
+        params["EF_CONSTRUCTION"] = self.ef_construction
+        return VectorField("vector", "HNSW", params)
+
+
+class _Backoff:
+    """Fail fast for a while after Redis failed, then let one call at a time probe it."""
+
+    def __init__(self, first: float = 0.25, cap: float = 2.0) -> None:
+        self._first, self._cap = first, cap
+        self._delay = 0.0
+        self._retry_at = 0.0
+        self._probing = False
+
+    def admit(self) -> bool:
+        """Raise StoreUnavailable during an outage's window; True if this call is the probe."""
+        if not self._delay:
+            return False
+        wait = self._retry_at - time.monotonic()
+        if wait > 0 or self._probing:
+            raise StoreUnavailable(f"redis unreachable; next attempt in {max(wait, 0):.2f}s")
+        self._probing = True
+        return True
+
+    def failed(self) -> None:
+        now = time.monotonic()
+        if now < self._retry_at:  # calls in flight when the outage began: one failure
+            return
+        self._delay = min(self._cap, self._delay * 2 or self._first)
+        self._retry_at = now + self._delay
+
+    def succeeded(self) -> None:
+        self._delay = 0.0
+
+    def release(self) -> None:
+        self._probing = False
+
+
+def _partition_tag(partition: str) -> str:
+    return hashlib.sha256(partition.encode()).hexdigest()[:32]
+
+
+def _fields(entry: Entry, blob: bytes) -> dict[EncodableT, EncodableT]:
+    return {
+        "ptag": _partition_tag(entry.partition),
+        "partition": entry.partition,
+        "prompt": entry.prompt,
+        "response": entry.response,
+        "created_at": repr(entry.created_at),
+        "expires_at": "" if entry.expires_at is None else repr(entry.expires_at),
+        "meta": json.dumps(dict(entry.meta), ensure_ascii=False),
+        "vector": blob,
+    }
+
+
+def _entry(entry_id: str, row: Mapping[str, bytes], *, with_vector: bool) -> Entry:
+    expires = row.get("expires_at", b"").decode()
+    vector = row.get("vector")
+    return Entry(
+        id=entry_id,
+        partition=row["partition"].decode(),
+        prompt=row["prompt"].decode(),
+        response=row["response"].decode(),
+        vector=np.frombuffer(vector, dtype=np.float32).copy() if with_vector and vector else None,
+        created_at=float(row.get("created_at", b"0")),
+        expires_at=float(expires) if expires else None,
+        meta=json.loads(row.get("meta", b"{}")),
+    )
+
+
+def _live(entry: Entry) -> bool:
+    return entry.expires_at is None or entry.expires_at > time.time()
+
+
+def _matches(
+    rows: Sequence[tuple[bytes, dict[str, bytes]]], prefix: str, max_distance: float
+) -> list[Match]:
+    out: list[Match] = []
+    for key, row in rows:
+        if "prompt" not in row:  # the key vanished (expired) between index and read
+            continue
+        distance = max(0.0, float(row["dist"]))
+        entry = _entry(key.decode()[len(prefix) :], row, with_vector=False)
+        if distance <= max_distance and _live(entry):
+            out.append(Match(entry, distance))
+    out.sort(key=lambda m: m.distance)
+    return out
+
+
+def parse_search(reply: Any) -> list[tuple[bytes, dict[str, bytes]]]:
+    """The (key, fields) rows of an FT.SEARCH reply, in RESP2 or RESP3 form."""
+    if isinstance(reply, dict):  # RESP3: {results: [{id, extra_attributes}, ...]}
+        results = _get(reply, "results") or []
+        return [
+            (_get(r, "id"), {_str(k): v for k, v in (_get(r, "extra_attributes") or {}).items()})
+            for r in results
+        ]
+    # RESP2: [total, key, [field, value, ...], key, ...]; NOCONTENT leaves the lists out.
+    items = list(reply[1:])
+    if items and all(isinstance(item, bytes) for item in items):
+        return [(key, {}) for key in items]
+    return [(items[i], _pairs(items[i + 1])) for i in range(0, len(items), 2)]
+
+
+def check_index(name: str, prefix: str, dims: int, info: Any) -> None:
+    """Raise `IndexMismatch` unless the FT.INFO reply fits `dims`-dim COSINE FLOAT32 vectors."""
+    info = _pairs(info)
+    found = {
+        "DIM": _find(info, ("dim", "dimensions")),
+        "DISTANCE_METRIC": _str(_find(info, ("distance_metric",)) or "?").upper(),
+        "TYPE": _str(_find(info, ("data_type", "type_of_vector")) or "FLOAT32").upper(),
+    }
+    wanted = {"DIM": dims, "DISTANCE_METRIC": "COSINE", "TYPE": "FLOAT32"}
+    prefixes = [_str(p) for p in (_find(info, ("prefixes",)) or [])]
+    if found["DIM"] is not None:
+        found["DIM"] = int(found["DIM"])
+    if found != wanted or prefixes not in ([prefix], []):
+        raise IndexMismatch(
+            f"Redis index {name!r} exists with vector {found}, prefixes {prefixes}; "
+            f"this embedder needs {wanted} under prefix {prefix!r}. It was not changed: "
+            "use another prefix and index name, or drop it yourself "
+            f"(FT.DROPINDEX {name} DD); see README, 'Production: Redis'."
+        )
+
+
+def _is_missing_index(exc: ResponseError) -> bool:
+    text = str(exc).lower()
+    return "no such index" in text or "unknown index name" in text
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _get(mapping: Mapping[Any, Any], name: str) -> Any:
+    return mapping.get(name.encode(), mapping.get(name))
+
+
+def _pairs(value: Any) -> dict[str, Any]:
+    """A RESP3 map, or a RESP2 flat [key, value, ...] list, as a dict with str keys."""
+    if isinstance(value, dict):
+        return {_str(k): v for k, v in value.items()}
+    return {_str(value[i]): value[i + 1] for i in range(0, len(value) - 1, 2)}
+
+
+def _find(value: Any, names: Sequence[str]) -> Any:
+    """The first value under any of `names` in a nested FT.INFO reply, depth first.
+
+    FT.INFO nests differently across RESP2/RESP3 and RediSearch/valkey-search,
+    so the vector attribute's settings are found by name wherever they sit.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _str(key).lower() in names:
+                return item
+        value = list(value.values())
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, bytes | str) and _str(item).lower() in names and i + 1 < len(value):
+                return value[i + 1]
+            found = _find(item, names)
+            if found is not None:
+                return found
+    return None
