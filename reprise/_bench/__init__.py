@@ -1,0 +1,1 @@
+"""`reprise bench`: answer quality on labelled pairs and gateway speed."""

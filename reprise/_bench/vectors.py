@@ -1,0 +1,73 @@
+"""A persistent memo of embeddings, so repeated benchmark runs embed each text once.
+
+It sits behind the cache's LRU, in place of the real embedder: the vectors are the
+model's own, saved to a `.npy` file named by the model's fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reprise._protocols import Embedder, Vector
+
+
+def fingerprint(embedder: Embedder) -> str:
+    """Names the model: its weights' digest when known, else the class."""
+    spec = getattr(embedder, "spec", None)
+    digest = getattr(spec, "fingerprint", None)
+    if callable(digest):
+        return f"{type(embedder).__name__}-{digest()}"
+    return type(embedder).__name__
+
+
+class SavedVectors:
+    """An `Embedder` answering known texts from `directory`, the rest from `inner`."""
+
+    def __init__(self, inner: Embedder, directory: Path) -> None:
+        self.inner = inner
+        self.path = directory / f"vectors-{fingerprint(inner)}.npz"
+        self._vectors: dict[bytes, Vector] = {}
+        self._dirty = False
+        if self.path.is_file():
+            with np.load(self.path) as saved:
+                keys, vectors = saved["keys"], saved["vectors"]
+            self._vectors = {bytes(k): v for k, v in zip(keys, vectors, strict=True)}
+
+    def __getattr__(self, name: str) -> Any:
+        # Verifiers may use more of the model than `embed` (token vectors).
+        return getattr(self.inner, name)
+
+    @property
+    def dims(self) -> int:
+        return self.inner.dims
+
+    async def embed(self, texts: Sequence[str]) -> Vector:
+        if not texts:
+            return np.empty((0, self.dims), dtype=np.float32)
+        keys = [hashlib.sha256(t.encode()).digest()[:16] for t in texts]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}
+        if missing:
+            fresh = await self.inner.embed(list(missing.values()))
+            self._vectors.update(zip(missing, fresh, strict=True))
+            self._dirty = True
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32, copy=False)
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(list(self._vectors), dtype="S16")
+        vectors = np.stack(list(self._vectors.values()))
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=vectors)
+        tmp.replace(self.path)
+        self._dirty = False
+
+    async def aclose(self) -> None:
+        self.save()
+        await self.inner.aclose()
