@@ -9,6 +9,7 @@ The OpenAI SDKs map the status to an exception class (400 BadRequestError,
 from __future__ import annotations
 
 import json
+import math
 
 from reprise._exceptions import RequestError
 
@@ -81,12 +82,12 @@ def too_large(limit: int) -> GatewayError:
     return GatewayError(413, f"request body is larger than {limit} bytes", code="request_too_large")
 
 
-def rate_limited(retry_after: float) -> GatewayError:
-    seconds = max(1, int(retry_after + 0.999))
+def rate_limited(retry_after: float, *, header: str = "Retry-After") -> GatewayError:
+    seconds = max(1, math.ceil(retry_after))
     return GatewayError(
         429,
         f"Rate limit is exceeded. Try again in {seconds} seconds.",
         type="requests",
         code="rate_limit_exceeded",
-        headers=[(b"retry-after", str(seconds).encode())],
+        headers=[(header.lower().encode("latin-1"), str(seconds).encode())],
     )

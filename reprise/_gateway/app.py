@@ -1,0 +1,776 @@
+"""The gateway as a plain ASGI app: APIM's semantic-cache pipeline in front of LLM backends.
+
+    request ─► API by path prefix ─► subscription check ─► cached endpoint?
+      no  ─► proxied unchanged (body streamed both ways)
+      yes ─► inbound policies in order:
+               lookup      HIT ─► cached answer at once (JSON, or replayed SSE); later
+                                  policies (rate limits) do not run, nothing is stored
+                           MISS / BYPASS / FAILED ─► next policy
+               rate limit  over ─► 429 with Retry-After
+             ─► backend ─► answer passed to the client as it arrives (SSE unbuffered)
+             ─► outbound store, after the response, in a background task
+
+Plain ASGI rather than a framework: the hot path of a hit is a few dict
+lookups and one store read, and the cost of a request object per call shows
+in the exact-hit latency. Every lookup fails open: a store or embedder error,
+or a lookup slower than the budget, sends the request to the backend with
+`X-Cache-Status: FAILED`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from reprise._cache import Hit
+from reprise._exceptions import CacheError, RequestError
+from reprise._gateway import sse
+from reprise._gateway.caches import CacheSlot, make_slots
+from reprise._gateway.config import Api, GatewayConfig, Subscription
+from reprise._gateway.errors import (
+    JSON_HEADERS,
+    GatewayError,
+    error_body,
+    from_request_error,
+    not_found,
+    rate_limited,
+    too_large,
+    unauthorized,
+)
+from reprise._gateway.expressions import RequestContext
+from reprise._gateway.metrics import CONTENT_TYPE, Metrics
+from reprise._gateway.policies import (
+    RateLimit,
+    RateLimitByKey,
+    SemanticCacheLookup,
+    SemanticCacheStore,
+)
+from reprise._gateway.proxy import (
+    Headers,
+    Upstream,
+    new_client,
+    response_headers,
+    stream_error,
+    upstream_headers,
+    upstream_url,
+)
+from reprise._gateway.ratelimit import MemoryRateLimiter, RateLimiter
+from reprise._gateway.trace import Trace, log_request, wants_trace
+from reprise._request import (
+    Endpoint,
+    extract_prompt,
+    is_cacheable_response,
+    over_message_limit,
+    partition_key,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+logger = logging.getLogger("reprise.gateway")
+
+SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+_DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
+_STARTUP_WAIT = 30.0  # seconds the first cache-open attempt may delay startup
+_DRAIN_WAIT = 10.0  # seconds shutdown waits for pending stores
+
+
+def create_app(config: GatewayConfig, *, limiter: RateLimiter | None = None) -> Gateway:
+    """The gateway for `config`. Nothing is opened until the ASGI lifespan starts."""
+    return Gateway(config, limiter=limiter)
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who is calling: their subscription, or a hash of their credential."""
+
+    subscription: Subscription | None = None
+    key_header: bytes | None = None  # the header that carried the subscription key
+    credential_hash: str = ""
+
+
+@dataclass(slots=True)
+class Pending:
+    """What the outbound store needs from the lookup: where and under which text to write."""
+
+    text: str = ""
+    partition: str = ""
+    slot: CacheSlot | None = None
+    may_store: bool = False
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole request."""
+
+
+class Exchange:
+    """One request and its response: what was sent, what to log, the trace."""
+
+    __slots__ = (
+        "api",
+        "cache_status",
+        "log",
+        "scope",
+        "score",
+        "send",
+        "started",
+        "status",
+        "trace",
+    )
+
+    def __init__(self, scope: Scope, send: Send, trace: Trace) -> None:
+        self.scope = scope
+        self.send = send
+        self.trace = trace
+        self.api: Api | None = None
+        self.cache_status: str | None = None  # None: not a cached API, no header
+        self.score: float | None = None
+        self.status = 0
+        self.started = False
+        self.log: dict[str, Any] = {}
+
+    async def start(self, status: int, headers: Headers) -> None:
+        extra: Headers = []
+        if self.cache_status is not None:
+            extra.append((b"x-cache-status", self.cache_status.encode()))
+        if self.score is not None:
+            extra.append((b"x-cache-score", f"{self.score:.4f}".encode()))
+        self.status, self.started = status, True
+        message = {"type": "http.response.start", "status": status}
+        message["headers"] = [*headers, *extra, *self.trace.header()]
+        await self.send(message)
+
+    async def body(self, data: bytes, *, more: bool) -> None:
+        await self.send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def respond(self, status: int, headers: Headers, body: bytes) -> None:
+        length = (b"content-length", str(len(body)).encode())
+        await self.start(status, [*headers, length])
+        await self.body(body, more=False)
+
+    async def error(self, exc: GatewayError) -> None:
+        self.log["error"] = exc.message
+        await self.respond(exc.status, [*JSON_HEADERS, *exc.headers], exc.body())
+
+
+class Gateway:
+    """The ASGI app. Lifespan startup opens the upstream pool and the caches."""
+
+    def __init__(self, config: GatewayConfig, *, limiter: RateLimiter | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.slots = make_slots(config)
+        self.limiter: RateLimiter = limiter or MemoryRateLimiter()
+        self.budget = config.cache.lookup_budget_ms / 1e3
+        self._upstream: Upstream | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._openers: list[asyncio.Task[None]] = []
+
+    # -- lifespan
+
+    async def startup(self) -> None:
+        self._upstream = Upstream(new_client())
+        for slot in self.slots.values():
+            opener = asyncio.create_task(slot.keep_opening(), name=f"open-cache-{slot.name}")
+            self._openers.append(opener)
+        if self._openers:
+            # Wait for the caches a little, so that the first requests can hit;
+            # a cache that is down keeps being retried in the background.
+            await asyncio.wait(self._openers, timeout=_STARTUP_WAIT)
+
+    async def shutdown(self) -> None:
+        for opener in self._openers:
+            opener.cancel()
+        await asyncio.gather(*self._openers, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=_DRAIN_WAIT)
+        for slot in self.slots.values():
+            await slot.aclose()
+        if self._upstream is not None:
+            await self._upstream.aclose()
+
+    @property
+    def upstream(self) -> Upstream:
+        if self._upstream is None:
+            raise RuntimeError("the gateway has not started: run it under an ASGI lifespan")
+        return self._upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    raise
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- one request
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        trace = Trace(wants_trace(_header(scope, b"x-reprise-trace")))
+        ex = Exchange(scope, send, trace)
+        try:
+            await self._route(ex, receive)
+        except RequestError as exc:
+            if not ex.started:
+                await ex.error(from_request_error(exc))
+        except ClientGone:
+            ex.log["error"] = "client disconnected"
+        except Exception:
+            logger.exception("gateway error on %s %s", scope["method"], scope["path"])
+            if not ex.started:
+                await ex.error(GatewayError(500, "internal gateway error", type="server_error"))
+        finally:
+            self._finish(ex)
+
+    async def _route(self, ex: Exchange, receive: Receive) -> None:
+        path, method = ex.scope["path"], ex.scope["method"]
+        if path == "/metrics" and method == "GET":
+            await ex.respond(200, [(b"content-type", CONTENT_TYPE)], self.metrics.render())
+            return
+        if path == "/healthz" and method == "GET":
+            caches = {name: slot.error or "open" for name, slot in self.slots.items()}
+            await ex.respond(
+                200, JSON_HEADERS, json.dumps({"status": "ok", "caches": caches}).encode()
+            )
+            return
+        match = self.config.match_api(path)
+        if match is None:
+            raise not_found(path)
+        api, suffix = match
+        ex.api = api
+        caller = self._authenticate(ex.scope)
+        endpoint = _endpoint(method, suffix) if api.cached else None
+        if api.cached:
+            ex.cache_status = "BYPASS"
+        if endpoint is None:
+            await self._passthrough(ex, receive, api, suffix, caller)
+        else:
+            await self._cached(ex, receive, api, suffix, endpoint, caller)
+
+    def _authenticate(self, scope: Scope) -> Caller:
+        """The caller; with subscriptions configured, an unknown key is a 401."""
+        presented = _credentials(scope)
+        if self.config.subscriptions:
+            for name, key in presented:
+                subscription = self.config.subscription_for_key(key)
+                if subscription is not None:
+                    return Caller(subscription, name)
+            raise unauthorized()
+        # Partition by the credential the backend would see: the bearer token or api-key.
+        credential = next((k for n, k in presented if n != b"ocp-apim-subscription-key"), "")
+        digest = hashlib.sha256(credential.encode()).hexdigest()[:24] if credential else ""
+        return Caller(credential_hash=digest)
+
+    # -- cached endpoints
+
+    async def _cached(
+        self,
+        ex: Exchange,
+        receive: Receive,
+        api: Api,
+        suffix: str,
+        endpoint: Endpoint,
+        caller: Caller,
+    ) -> None:
+        body = await _read_body(receive, ex.scope, self.config.max_body_bytes)
+        payload = _parse_json(body)
+        stream = payload.get("stream") is True
+        ex.log.update(endpoint=endpoint, stream=stream)
+        pending = Pending()
+        ctx = self._context(ex.scope, api, caller)
+        for policy in api.inbound:
+            if isinstance(policy, SemanticCacheLookup):
+                hit = await self._lookup(
+                    ex, policy, suffix, endpoint, payload, ctx, caller, pending
+                )
+                if hit is not None and await self._serve_hit(ex, hit, endpoint, payload, stream):
+                    return
+            elif isinstance(policy, RateLimit | RateLimitByKey):
+                await self._rate_limit(ex, policy, api, ctx, caller)
+        await self._forward(ex, api, suffix, body, endpoint, stream, pending)
+
+    def _context(self, scope: Scope, api: Api, caller: Caller) -> RequestContext:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        subscription = caller.subscription
+        client = scope.get("client")
+        return RequestContext(
+            subscription_id=subscription.id if subscription else "",
+            subscription_key=subscription.key if subscription else "",
+            headers=headers,
+            api_id=api.name,
+            ip_address=client[0] if client else "",
+        )
+
+    async def _lookup(
+        self,
+        ex: Exchange,
+        policy: SemanticCacheLookup,
+        suffix: str,
+        endpoint: Endpoint,
+        payload: dict[str, Any],
+        ctx: RequestContext,
+        caller: Caller,
+        pending: Pending,
+    ) -> Hit | None:
+        """Run the lookup policy; set the cache status and what a later store needs."""
+        prompt = extract_prompt(
+            payload, endpoint, ignore_system_messages=policy.ignore_system_messages
+        )
+        if over_message_limit(prompt, policy.max_message_count):
+            reason = f"{prompt.message_count} messages > max-message-count"
+            self._lookup_done(ex, "BYPASS", reason)
+            return None
+        vary = policy.vary_by_values(ctx)
+        if self.config.partition_by_credential:
+            vary = (*vary, caller.credential_hash)
+        deployment = _DEPLOYMENT.search(suffix)
+        partition = partition_key(
+            payload,
+            endpoint=endpoint,
+            model=deployment.group(1) if deployment else None,
+            vary_by=vary,
+            attachments=prompt.attachments,
+        )
+        directives = _cache_control(ex.scope)
+        slot = self.slots[policy.embeddings_backend_id]
+        pending.text, pending.partition, pending.slot = prompt.text, partition, slot
+        pending.may_store = "no-store" not in directives
+        ex.trace.add(
+            "partition", partition=partition, vary_by=len(vary), messages=prompt.message_count
+        )
+        if "no-cache" in directives:
+            self._lookup_done(ex, "BYPASS", "Cache-Control: no-cache")
+            return None
+        cache = slot.cache
+        if cache is None:
+            self._lookup_done(ex, "FAILED", f"cache unavailable: {slot.error}")
+            return None
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.budget):
+                found = await cache.explain(
+                    prompt.text, partition, threshold=policy.score_threshold
+                )
+        except TimeoutError:
+            budget = f"lookup budget of {self.budget * 1e3:.0f} ms exceeded"
+            self._lookup_done(ex, "FAILED", budget)
+            return None
+        except CacheError as exc:
+            self._lookup_done(ex, "FAILED", f"{type(exc).__name__}: {exc}")
+            return None
+        except Exception as exc:
+            # A bug in the cache must cost a cache miss, never the request.
+            logger.exception("cache lookup crashed; failing open")
+            self._lookup_done(ex, "FAILED", f"internal error: {type(exc).__name__}")
+            return None
+        finally:
+            elapsed = time.perf_counter() - start
+            ex.log["lookup_ms"] = round(elapsed * 1e3, 3)
+            assert ex.api is not None
+            self.metrics.lookup_seconds.labels(ex.api.name).observe(elapsed)
+        ex.trace.add(
+            "lookup",
+            threshold=policy.score_threshold,
+            best_score=found.best_distance,
+            candidates=found.candidates,
+            embed_ms=round(found.embed_ms, 3),
+            search_ms=round(found.search_ms, 3),
+            verify_ms=round(found.verify_ms, 3),
+        )
+        if found.hit is None:
+            self._lookup_done(ex, "MISS", found.reason)
+            return None
+        ex.score = found.hit.score
+        self._lookup_done(ex, "HIT", found.reason, tier=found.hit.tier)
+        return found.hit
+
+    def _lookup_done(self, ex: Exchange, status: str, reason: str, **fields: Any) -> None:
+        ex.cache_status = status
+        ex.trace.add("decision", status=status, reason=reason, **fields)
+        if status == "FAILED":
+            ex.log["cache_error"] = reason
+        assert ex.api is not None
+        self.metrics.lookups.labels(ex.api.name, status).inc()
+
+    async def _serve_hit(
+        self, ex: Exchange, hit: Hit, endpoint: Endpoint, payload: dict[str, Any], stream: bool
+    ) -> bool:
+        if not stream:
+            await ex.respond(200, JSON_HEADERS, hit.response.encode())
+            return True
+        try:
+            cached = json.loads(hit.response)
+        except ValueError:
+            logger.warning("cache entry %s is not JSON; treating it as a miss", hit.id)
+            ex.cache_status, ex.score = "MISS", None
+            return False
+        options = payload.get("stream_options")
+        usage = isinstance(options, dict) and options.get("include_usage") is True
+        await ex.respond(200, SSE_HEADERS, sse.replay(endpoint, cached, include_usage=usage))
+        return True
+
+    async def _rate_limit(
+        self,
+        ex: Exchange,
+        policy: RateLimit | RateLimitByKey,
+        api: Api,
+        ctx: RequestContext,
+        caller: Caller,
+    ) -> None:
+        if isinstance(policy, RateLimit):
+            who = ctx.subscription_id or caller.credential_hash or ctx.ip_address
+            key, count = f"rate-limit\x00{api.name}\x00{who}", 1
+        else:
+            who = policy.counter_key.evaluate(ctx)
+            key, count = f"rate-limit-by-key\x00{api.name}\x00{who}", policy.increment_count
+        allowed, retry_after = True, 0.0
+        for _ in range(count):
+            allowed, retry_after = await self.limiter.hit(key, policy.calls, policy.renewal_period)
+        ex.trace.add(
+            "rate-limit", allowed=allowed, calls=policy.calls, period=policy.renewal_period
+        )
+        if not allowed:
+            self.metrics.rate_limited.labels(api.name).inc()
+            raise rate_limited(retry_after, header=policy.retry_after_header_name)
+
+    async def _forward(
+        self,
+        ex: Exchange,
+        api: Api,
+        suffix: str,
+        body: bytes,
+        endpoint: Endpoint,
+        stream: bool,
+        pending: Pending,
+    ) -> None:
+        url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
+        headers = self._upstream_headers(ex.scope, api, identity=True)
+        response = await self._send_upstream(ex, api, url, headers, body)
+        store = api.store if pending.may_store and pending.slot is not None else None
+        try:
+            content_type = response.headers.get("content-type", "")
+            if (
+                stream
+                and response.status_code == 200
+                and content_type.startswith("text/event-stream")
+            ):
+                await self._relay(ex, response, endpoint, pending, store)
+                return
+            content = await _read_upstream(response)
+            headers = response_headers(response.headers, keep_length=False)
+            if response.status_code >= 400 and not content_type.startswith("application/json"):
+                # An HTML page from a proxy in front of the backend: give SDKs OpenAI's shape.
+                content = error_body(
+                    f"the backend answered {response.status_code}", type="server_error"
+                )
+                headers = [
+                    (k, v) for k, v in headers if k.lower() != b"content-type"
+                ] + JSON_HEADERS
+            self._schedule_store(
+                ex, store, pending, endpoint, response.status_code, content, streamed=False
+            )
+            await ex.respond(response.status_code, headers, content)
+        finally:
+            await response.aclose()
+
+    async def _relay(
+        self,
+        ex: Exchange,
+        response: httpx.Response,
+        endpoint: Endpoint,
+        pending: Pending,
+        store: SemanticCacheStore | None,
+    ) -> None:
+        """Pass a backend stream on as it arrives, keeping a copy if it may be stored."""
+        ex.trace.add("store", status="after the stream completes" if store else "off")
+        await ex.start(200, response_headers(response.headers, keep_length=False))
+        copy: list[bytes] | None = [] if store is not None else None
+        try:
+            async for chunk in response.aiter_raw():
+                if copy is not None:
+                    copy.append(chunk)
+                await ex.body(chunk, more=True)
+        except httpx.HTTPError as exc:
+            # Headers are gone; an SSE error event makes the SDKs raise instead of
+            # silently ending the stream early.
+            error = stream_error(exc)
+            ex.log["error"] = error.message
+            await ex.body(b"data: " + error.body() + b"\n\n", more=False)
+            return
+        await ex.body(b"", more=False)
+        if copy is not None:
+            self._schedule_store(ex, store, pending, endpoint, 200, b"".join(copy), streamed=True)
+
+    def _schedule_store(
+        self,
+        ex: Exchange,
+        store: SemanticCacheStore | None,
+        pending: Pending,
+        endpoint: Endpoint,
+        status: int,
+        content: bytes,
+        *,
+        streamed: bool,
+    ) -> None:
+        if store is None or status not in store.cacheable_statuses:
+            ex.trace.add("store", status="skipped", reason=f"status {status}" if store else "off")
+            return
+        if not streamed:
+            ex.trace.add("store", status="scheduled", ttl_s=store.duration)
+        assert ex.api is not None
+        name = ex.api.name
+        task = asyncio.create_task(
+            self._store(name, store, pending, endpoint, status, content, streamed)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _store(
+        self,
+        api: str,
+        store: SemanticCacheStore,
+        pending: Pending,
+        endpoint: Endpoint,
+        status: int,
+        content: bytes,
+        streamed: bool,
+    ) -> None:
+        """The outbound store, run after the response: its failures only reach the log."""
+        text: str | None
+        if streamed:
+            assembled = sse.assemble(endpoint, content)
+            text = None if assembled is None else json.dumps(assembled, ensure_ascii=False)
+            parsed: Any = assembled
+        else:
+            text = content.decode("utf-8", errors="replace")
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+        cacheable = is_cacheable_response(
+            status, parsed, endpoint, statuses=store.cacheable_statuses
+        )
+        cache = pending.slot.cache if pending.slot is not None else None
+        if text is None or not cacheable or cache is None:
+            self.metrics.stores.labels(api, "skipped").inc()
+            return
+        try:
+            await cache.store(pending.text, text, pending.partition, ttl=store.duration)
+        except CacheError as exc:
+            self.metrics.stores.labels(api, "error").inc()
+            logger.warning("cache store failed for API %r: %s: %s", api, type(exc).__name__, exc)
+            return
+        self.metrics.stores.labels(api, "stored").inc()
+
+    # -- everything else under an API
+
+    async def _passthrough(
+        self, ex: Exchange, receive: Receive, api: Api, suffix: str, caller: Caller
+    ) -> None:
+        url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
+        headers = self._upstream_headers(ex.scope, api, identity=False)
+        length = _header(ex.scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.config.max_body_bytes:
+            raise too_large(self.config.max_body_bytes)
+        content: bytes | AsyncIterator[bytes] = b""
+        if length is not None or _header(ex.scope, b"transfer-encoding") is not None:
+            if length is not None:
+                headers.append((b"content-length", length))
+            content = _body_chunks(receive, self.config.max_body_bytes)
+        response = await self._send_upstream(ex, api, url, headers, content)
+        try:
+            await ex.start(
+                response.status_code, response_headers(response.headers, keep_length=True)
+            )
+            try:
+                async for chunk in response.aiter_raw():
+                    await ex.body(chunk, more=True)
+            except httpx.HTTPError as exc:
+                ex.log["error"] = stream_error(exc).message
+            await ex.body(b"", more=False)
+        finally:
+            await response.aclose()
+
+    async def _send_upstream(
+        self,
+        ex: Exchange,
+        api: Api,
+        url: str,
+        headers: Headers,
+        content: bytes | AsyncIterator[bytes],
+    ) -> httpx.Response:
+        start = time.perf_counter()
+        try:
+            response = await self.upstream.send(
+                ex.scope["method"], url, headers, content, seconds=api.backend.timeout
+            )
+        except GatewayError as exc:
+            ex.trace.add("backend", error=exc.message)
+            raise
+        elapsed = time.perf_counter() - start
+        self.metrics.upstream_seconds.labels(api.name).observe(elapsed)
+        ex.log["upstream_ms"] = round(elapsed * 1e3, 3)
+        ex.trace.add("backend", status=response.status_code, ms=round(elapsed * 1e3, 3))
+        return response
+
+    def _upstream_headers(self, scope: Scope, api: Api, *, identity: bool) -> Headers:
+        client = scope["headers"]
+        if self.config.subscriptions:
+            # A subscription key is the gateway's, never the backend's: drop its header.
+            client = [(k, v) for k, v in client if not self._is_subscription_key(k, v)]
+        return upstream_headers(
+            client, api.backend.headers, drop_credentials=False, identity=identity
+        )
+
+    def _is_subscription_key(self, name: bytes, value: bytes) -> bool:
+        if name == b"ocp-apim-subscription-key":
+            return True
+        if name == b"api-key":
+            return self.config.subscription_for_key(value.decode("latin-1")) is not None
+        if name == b"authorization":
+            token = _bearer(value)
+            return token is not None and self.config.subscription_for_key(token) is not None
+        return False
+
+    # -- after the response
+
+    def _finish(self, ex: Exchange) -> None:
+        api = ex.api.name if ex.api is not None else ""
+        status = ex.status or 499
+        cache_status = ex.cache_status or ""
+        elapsed = ex.trace.elapsed_ms()
+        self.metrics.requests.labels(api, cache_status, str(status)).inc()
+        if ex.api is not None:
+            self.metrics.request_seconds.labels(api, cache_status).observe(elapsed / 1e3)
+        record: dict[str, Any] = {
+            "event": "request",
+            "method": ex.scope["method"],
+            "path": ex.scope["path"],
+            "api": api,
+            "status": status,
+            "cache": cache_status or None,
+            "score": ex.score,
+            "ms": round(elapsed, 3),
+            **ex.log,
+        }
+        log_request(record)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+def _bearer(value: bytes) -> str | None:
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _credentials(scope: Scope) -> list[tuple[bytes, str]]:
+    """The keys a client presented, with the header each came in."""
+    found: list[tuple[bytes, str]] = []
+    for name, value in scope["headers"]:
+        if name in (b"api-key", b"ocp-apim-subscription-key"):
+            found.append((name, value.decode("latin-1").strip()))
+        elif name == b"authorization":
+            token = _bearer(value)
+            if token is not None:
+                found.append((name, token))
+    return found
+
+
+def _cache_control(scope: Scope) -> set[str]:
+    value = _header(scope, b"cache-control")
+    if value is None:
+        return set()
+    return {d.strip().lower() for d in value.decode("latin-1").split(",")}
+
+
+def _endpoint(method: str, suffix: str) -> Endpoint | None:
+    """The cached endpoint a request is for, or None for everything proxied as is."""
+    if method != "POST":
+        return None
+    path = suffix.rstrip("/")
+    if path.endswith("/chat/completions"):
+        return "chat"
+    if path.endswith("/completions"):
+        return "completions"
+    if path.endswith("/responses"):
+        return "responses"
+    return None
+
+
+async def _read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
+    length = _header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large(limit)
+    chunks = [chunk async for chunk in _body_chunks(receive, limit)]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise GatewayError(
+            400, "the request body is empty; send a JSON object", code="invalid_json"
+        )
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise GatewayError(
+            400, f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    if not isinstance(payload, dict):
+        raise GatewayError(400, "the request body must be a JSON object", code="invalid_json")
+    return payload
+
+
+async def _read_upstream(response: httpx.Response) -> bytes:
+    try:
+        return await response.aread()
+    except httpx.HTTPError as exc:
+        raise stream_error(exc) from exc

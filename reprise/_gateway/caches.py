@@ -1,0 +1,118 @@
+"""The gateway's caches: one `SemanticCache` per embeddings backend, opened in the background.
+
+APIs whose lookups name the same embeddings backend share one cache (one
+store connection, one model in memory); each lookup brings its own threshold.
+A cache that cannot open at startup (the embeddings endpoint or Redis is
+down, the model's ONNX export is missing) leaves the gateway serving
+uncached, with `X-Cache-Status: FAILED`, and is retried until it opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from reprise._backends import import_from_string, make_embedder
+from reprise._cache import SemanticCache
+from reprise._exceptions import CacheError
+from reprise._gateway.config import Backend, GatewayConfig
+from reprise._protocols import Embedder
+
+logger = logging.getLogger("reprise.gateway")
+
+_RETRY_FIRST, _RETRY_MAX = 0.5, 15.0
+_WARM_UP_TEXT = "warm up the embedding model"
+
+
+class CacheSlot:
+    """A cache that may not be open yet. `cache` is None until it is."""
+
+    def __init__(self, name: str, factory: Callable[[], SemanticCache]) -> None:
+        self.name = name
+        self.factory = factory
+        self.cache: SemanticCache | None = None
+        self.error = "not opened yet"
+
+    async def open_once(self) -> bool:
+        """Try to build and open the cache; True once it is open."""
+        if self.cache is not None:
+            return True
+        cache: SemanticCache | None = None
+        try:
+            cache = self.factory()
+            await cache.open()
+            # The first model call builds ORT's buffers; pay it here, not in a lookup budget.
+            await cache.embedder.embed([_WARM_UP_TEXT])
+        except (CacheError, OSError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            if cache is not None:
+                await _close_quietly(cache, self.name)
+            return False
+        self.cache, self.error = cache, ""
+        logger.info('{"event":"cache_open","embeddings_backend":"%s"}', self.name)
+        return True
+
+    async def keep_opening(self) -> None:
+        """Retry `open_once` with backoff until it succeeds (run as a task)."""
+        delay = _RETRY_FIRST
+        while not await self.open_once():
+            logger.warning(
+                "cache %r unavailable, serving uncached; retrying in %.1fs (%s)",
+                self.name,
+                delay,
+                self.error,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX)
+
+    async def aclose(self) -> None:
+        if self.cache is not None:
+            cache, self.cache = self.cache, None
+            await _close_quietly(cache, self.name)
+
+
+async def _close_quietly(cache: SemanticCache, name: str) -> None:
+    try:
+        await cache.aclose()
+    except (CacheError, OSError) as exc:
+        logger.warning("closing cache %r failed: %s", name, exc)
+
+
+def make_slots(config: GatewayConfig) -> dict[str, CacheSlot]:
+    """One slot per embeddings backend that some lookup names."""
+    backends = config.embeddings_backends
+    slots: dict[str, CacheSlot] = {}
+    for backend in backends:
+        store = _store_for(config.cache.url, backend, shared=len(backends) > 1)
+
+        def factory(backend: Backend = backend, store: str = store) -> SemanticCache:
+            return SemanticCache(
+                store=store,
+                embedder=embedder_for(backend),
+                ttl=None,  # every store passes the policy's duration
+                candidates=config.cache.candidates,
+            )
+
+        slots[backend.id] = CacheSlot(backend.id, factory)
+    return slots
+
+
+def _store_for(url: str, backend: Backend, *, shared: bool) -> str:
+    # Two embedders' vectors cannot live in one embedded index (dimensions,
+    # meaning); give each its own directory. Redis stores key by their own prefix.
+    if not shared or url == ":memory:" or "://" in url:
+        return url
+    return str(Path(url) / backend.id)
+
+
+def embedder_for(backend: Backend) -> Embedder:
+    """The embedder of an embeddings backend: the local model or a remote endpoint."""
+    if backend.is_local:
+        return make_embedder("local")
+    remote = import_from_string("reprise._embedders.remote:RemoteEmbedder")
+    embedder: Embedder = remote(
+        backend.url, headers=dict(backend.headers), model=backend.model, timeout=backend.timeout
+    )
+    return embedder
