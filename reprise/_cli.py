@@ -49,11 +49,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args, _ = parser.parse_known_args(argv)
-    configure = getattr(args, "configure", None)
+    # Benchmarks own many options; they declare them next to their code. Found
+    # without parsing, so that `--help` lists them too.
+    sub = _find_subparser(parser, argv)
+    configure = sub.get_default("configure")
     if configure:
-        # Benchmarks own many options; they declare them next to their code.
-        sub = _find_subparser(parser, argv)
         import_from_string(configure)(sub)
     args = parser.parse_args(argv)
     result = import_from_string(args.run)(args)
