@@ -300,15 +300,14 @@ class _Reader:
 
     def _build(self, node: yaml.Node, loader: yaml.SafeLoader, path: str) -> Any:
         if isinstance(node, yaml.MappingNode):
-            loader.flatten_mapping(node)
+            self._check_duplicates(node, path)
+            loader.flatten_mapping(node)  # merge keys (`<<: *x`) first, own keys override
             mapping = _Map(node.start_mark.line + 1)
             for key_node, value_node in node.value:
                 key = loader.construct_object(key_node)
-                line = key_node.start_mark.line + 1
                 if not isinstance(key, str):
+                    line = key_node.start_mark.line + 1
                     raise self.fail(path, line, f"keys must be strings, not {key!r}")
-                if key in mapping:
-                    raise self.fail(_join(path, key), line, "duplicate key")
                 mapping[key] = self._build(value_node, loader, _join(path, key))
                 mapping.lines[key] = _content_line(value_node)
             return mapping
@@ -321,6 +320,16 @@ class _Reader:
         if isinstance(node, yaml.ScalarNode) and "$" in node.value:
             node = self._expanded(node, loader, path)
         return loader.construct_object(node, deep=True)
+
+    def _check_duplicates(self, node: yaml.MappingNode, path: str) -> None:
+        """YAML lets a repeated key silently win; in a config that hides a mistake."""
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    line = key_node.start_mark.line + 1
+                    raise self.fail(_join(path, key_node.value), line, "duplicate key")
+                seen.add(key_node.value)
 
     def _expanded(self, node: yaml.ScalarNode, loader: yaml.SafeLoader, path: str) -> yaml.Node:
         first = _content_line(node)
