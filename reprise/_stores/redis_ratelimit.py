@@ -1,0 +1,82 @@
+"""Rate-limit counters in Redis, so that gateway replicas share one count per key.
+
+Same Protocol and windows as `MemoryRateLimiter`: a fixed window of `period`
+seconds starts at a key's first call, and refused calls are not counted. One
+Lua script reads, counts and sets the window's expiry atomically, so replicas
+racing on a key never over-admit and a window's key disappears with it.
+
+If Redis cannot be reached, the limiter counts in memory instead (limits then
+hold per replica rather than across them) and goes back to Redis after a short
+back-off: a rate limiter must not fail requests the backend could serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from reprise._gateway.ratelimit import MemoryRateLimiter, RateLimiter
+
+logger = logging.getLogger("reprise.gateway")
+
+# KEYS[1] counter; ARGV[1] calls allowed; ARGV[2] window in ms.
+# Returns {allowed (0/1), ms until the window renews}.
+_HIT = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count >= tonumber(ARGV[1]) then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {1, ttl}
+"""
+
+
+class RedisRateLimiter:
+    """Counters under `prefix + key` in the Redis at `url`, with a local fallback."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "reprise:ratelimit:",
+        timeout: float = 0.1,
+        fallback: RateLimiter | None = None,
+        retry_after: float = 2.0,
+    ) -> None:
+        self.prefix = prefix
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+        self._script = self._client.register_script(_HIT)
+        self._fallback = fallback or MemoryRateLimiter()
+        self._retry_after = retry_after
+        self._down_until = 0.0
+
+    async def hit(self, key: str, calls: int, period: float) -> tuple[bool, float]:
+        if time.monotonic() < self._down_until:
+            return await self._fallback.hit(key, calls, period)
+        window_ms = max(1, round(period * 1000))
+        try:
+            allowed, ttl_ms = await self._script(keys=[self.prefix + key], args=[calls, window_ms])
+        except (RedisError, OSError) as exc:
+            logger.warning("rate-limit counters in memory for %.0fs: %s", self._retry_after, exc)
+            self._down_until = time.monotonic() + self._retry_after
+            return await self._fallback.hit(key, calls, period)
+        return bool(allowed), max(0, int(ttl_ms)) / 1000
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
