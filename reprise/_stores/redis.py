@@ -50,6 +50,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -75,6 +76,7 @@ HNSW_EF_RUNTIME = 100
 
 _RETURN = ("partition", "prompt", "response", "created_at", "expires_at", "meta", "dist")
 _CLEAR_BATCH = 1000
+_URL_OPTIONS = frozenset({"prefix", "index_name", "timeout", "ef_runtime"})
 
 
 class RedisStore:
@@ -85,6 +87,9 @@ class RedisStore:
     `timeout` bounds every command and connection attempt, in seconds.
     `ef_runtime`, `m` and `ef_construction` are the HNSW parameters; `m` and
     `ef_construction` only apply when this store creates the index.
+    `prefix`, `index_name`, `timeout` and `ef_runtime` may also be given in
+    the URL's query (`redis://host:6379/0?prefix=app1:&timeout=0.05`), which
+    is where a config file that holds one URL puts them; the URL wins.
     """
 
     def __init__(
@@ -98,11 +103,14 @@ class RedisStore:
         m: int = HNSW_M,
         ef_construction: int = HNSW_EF_CONSTRUCTION,
     ) -> None:
+        url, options = split_url(url)
+        prefix = options.get("prefix", prefix)
         if not prefix:
             raise ValueError("prefix must not be empty: the index would cover every key")
+        timeout = float(options.get("timeout", timeout))
         self.prefix = prefix
-        self.index_name = index_name or f"{prefix}idx"
-        self.ef_runtime = ef_runtime
+        self.index_name = options.get("index_name") or index_name or f"{prefix}idx"
+        self.ef_runtime = int(options.get("ef_runtime", ef_runtime))
         self.m = m
         self.ef_construction = ef_construction
         self._client: aioredis.Redis = aioredis.Redis.from_url(
@@ -279,6 +287,15 @@ class _Backoff:
 
     def release(self) -> None:
         self._probing = False
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without this store's own query options (redis-py rejects them), and those."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    options = {k: v for k, v in query if k in _URL_OPTIONS}
+    rest = urlencode([(k, v) for k, v in query if k not in _URL_OPTIONS])
+    return urlunsplit(parts._replace(query=rest)), options
 
 
 def _partition_tag(partition: str) -> str:
