@@ -63,9 +63,9 @@ class _Index(Protocol):
 class ExactIndex:
     """Brute-force search over a packed matrix; deletes swap the last row in."""
 
-    def __init__(self, dims: int) -> None:
-        self._vectors = np.empty((64, dims), dtype=np.float32)
-        self._labels = np.empty(64, dtype=np.int64)
+    def __init__(self, dims: int, capacity: int = 64) -> None:
+        self._vectors = np.empty((capacity, dims), dtype=np.float32)
+        self._labels = np.empty(capacity, dtype=np.int64)
         self._row: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -141,10 +141,16 @@ class PartitionIndex:
     an upgrade never blocks the event loop and never loses an entry.
     """
 
-    def __init__(self, dims: int, params: HNSWParams) -> None:
+    def __init__(self, dims: int, params: HNSWParams, expected: int = 0) -> None:
+        """`expected`: how many entries are about to be loaded, so that a large
+        partition is built as HNSW from the start instead of copied into one."""
         self.dims = dims
         self.params = params
-        self._impl: _Index = ExactIndex(dims)
+        self._impl: _Index = (
+            HNSWIndex(dims, params)
+            if expected > params.threshold
+            else ExactIndex(dims, max(64, expected))
+        )
         self._journal: list[tuple[Labels, Vector | None]] | None = None
 
     def __len__(self) -> int:
@@ -171,7 +177,7 @@ class PartitionIndex:
         return self._journal is None and not self.is_ann and len(self) > self.params.threshold
 
     def build_now(self) -> None:
-        """Switch to HNSW synchronously: while loading (off the loop) or when tiny."""
+        """Switch to HNSW at once, on the caller's thread (for tiny partitions)."""
         if isinstance(self._impl, ExactIndex) and len(self) > self.params.threshold:
             self._impl = self._build(*self._impl.items())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires_at) WHERE expires
 """
 
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
+ROW = ", ".join("?" * 9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ class Database:
 
     def upsert(self, entry: Entry, label: int, vector: bytes, meta: str) -> None:
         self.con.execute(
-            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO entries VALUES ({ROW})",
             (
                 label,
                 entry.id,
@@ -133,6 +134,11 @@ class Database:
                 meta,
             ),
         )
+        self.con.commit()
+
+    def insert_many(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Bulk-load rows in `entries` column order (benchmarks, imports); one transaction."""
+        self.con.executemany(f"INSERT OR REPLACE INTO entries VALUES ({ROW})", rows)
         self.con.commit()
 
     def delete(self, entry_id: str) -> None:

@@ -245,21 +245,21 @@ class EmbeddedStore:
 
     def _load(self, now: float) -> None:
         """Rebuild the row map and indexes from the live rows (on the worker thread)."""
-        names: dict[str, str] = {}  # one string object per partition name, not per row
+        sizes = self._db.partition_sizes(now)
+        names = {name: name for name in sizes}  # one string per partition, not one per row
+        self._partitions = {n: PartitionIndex(self.dims, self.params, sizes[n]) for n in sizes}
         for chunk in self._db.live_rows(now):
             vectors = np.frombuffer(chunk.vectors, dtype=np.float32).reshape(-1, self.dims)
-            parts = np.array([names.setdefault(p, p) for p in chunk.partitions], dtype=object)
+            labels = np.asarray(chunk.labels, dtype=np.int64)
+            parts = np.asarray(chunk.partitions, dtype=object)
             for name in set(chunk.partitions):
                 rows = np.flatnonzero(parts == name)
-                index = self._partitions.setdefault(name, PartitionIndex(self.dims, self.params))
-                index.add(np.asarray(chunk.labels, dtype=np.int64)[rows], vectors[rows])
+                self._partitions[name].add(labels[rows], vectors[rows])
             for label, entry_id, partition, expires in zip(
                 chunk.labels, chunk.ids, chunk.partitions, chunk.expires, strict=True
             ):
                 self._rows[entry_id] = _Row(label, names[partition], expires)
                 self._ids[label] = entry_id
-        for index in self._partitions.values():
-            index.build_now()
 
     async def _purge_forever(self) -> None:
         while True:
