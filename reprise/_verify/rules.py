@@ -1,0 +1,459 @@
+"""Checks on what must match exactly between two prompts, as pure functions.
+
+Each check looks at the words one prompt has and the other lacks, so that a
+rewording (case, punctuation, "Can you tell me ...", word order) changes
+nothing, while a substitution of a number, a unit, a negation, an antonym, a
+named entity, a language or the direction of a relation is a *conflict*.
+
+`conflicts(a, b)` returns the names of the checks that fail; the verifier
+vetoes a candidate on any of them and feeds them to its learned combiner.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def _words_of(text: str) -> list[str]:
+    return text.split()
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words that carry no content of their own: they never make a difference.
+STOPWORDS = _set(
+    """a an the is are was were be been being am do does did doing done have has had having
+    i me my mine we us our you your yours he him his she her it its they them their this that
+    these those what which who whom whose when where why how there here of in on at by for with
+    about as into onto to from up out over under again then once so than too very can could
+    would should will shall may might must just also and or but if because while until though
+    although any some such own same other each few more most s t ll ve re d m please tell
+    know let like get got give make want need way ways best good really actually possible
+    one thing things someone something anything anyone kind sort type types please hi hello
+    help explain show describe mean means use used using go going come comes take"""
+)
+# "no", "not", "never" are excluded above on purpose: they are the negation check's.
+NEGATIONS = _set("not no never none nobody nothing neither nor cannot without nowhere n't unable")
+
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        _words_of(
+            "zero _ two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+            " fifteen sixteen seventeen eighteen nineteen twenty"
+        )
+    )
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+     "ninety": 90, "hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9,
+     "dozen": 12, "twice": 2}  # fmt: skip
+_ORDINALS = {
+    w: i + 1
+    for i, w in enumerate(
+        ["first", "_", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
+    )
+}
+
+# Unit spellings mapped to one canonical name: "km" and "kilometres" agree.
+_UNITS: dict[str, str] = {}
+for _canon, _spellings in {
+    "km": "km kms kilometer kilometers kilometre kilometres",
+    "mile": "mi mile miles",
+    "m": "meter meters metre metres",
+    "cm": "cm centimeter centimeters centimetre centimetres",
+    "mm": "mm millimeter millimeters millimetre millimetres",
+    "inch": "inch inches",
+    "foot": "ft foot feet",
+    "yard": "yd yard yards",
+    "kg": "kg kgs kilogram kilograms kilo kilos",
+    "g": "gram grams",
+    "lb": "lb lbs pound pounds",
+    "oz": "oz ounce ounces",
+    "ton": "ton tons tonne tonnes",
+    "celsius": "celsius centigrade °c",
+    "fahrenheit": "fahrenheit °f",
+    "kelvin": "kelvin",
+    "l": "liter liters litre litres",
+    "ml": "ml milliliter milliliters millilitre millilitres",
+    "gallon": "gallon gallons gal",
+    "cup": "cup cups",
+    "tbsp": "tbsp tablespoon tablespoons",
+    "tsp": "tsp teaspoon teaspoons",
+    "second": "sec secs second seconds",
+    "minute": "min mins minute minutes",
+    "hour": "hr hrs hour hours",
+    "day": "day days",
+    "week": "week weeks",
+    "month": "month months",
+    "year": "yr yrs year years",
+    "kb": "kb kilobyte kilobytes",
+    "mb": "mb megabyte megabytes",
+    "gb": "gb gigabyte gigabytes",
+    "tb": "tb terabyte terabytes",
+    "bit": "bit bits",
+    "byte": "byte bytes",
+    "mph": "mph",
+    "kph": "kph kmh km/h",
+    "usd": "$ usd dollar dollars buck bucks",
+    "eur": "€ eur euro euros",
+    "gbp": "£ gbp sterling",
+    "jpy": "¥ yen jpy",
+    "inr": "₹ inr rupee rupees rs",
+    "percent": "% percent percentage",
+    "degree": "° degree degrees",
+    "watt": "w watt watts",
+    "kw": "kw kilowatt kilowatts",
+    "volt": "v volt volts",
+    "calorie": "calorie calories kcal cal",
+    "hz": "hz hertz",
+    "ghz": "ghz gigahertz",
+    "pixel": "px pixel pixels",
+    "word": "word words",
+    "sentence": "sentence sentences",
+    "paragraph": "paragraph paragraphs",
+    "page": "page pages",
+    "line": "line lines",
+    "item": "item items",
+    "step": "step steps",
+}.items():
+    for _s in _spellings.split():
+        _UNITS[_s] = _canon
+
+# Groups of mutually exclusive words: swapping one member for another changes
+# the request. Two-word groups are antonyms; larger ones are scopes/categories.
+_EXCLUSIVE_GROUPS: tuple[str, ...] = (
+    # antonyms
+    "on off", "enable disable", "enabled disabled", "ascending descending", "asc desc",
+    "increase decrease", "increase reduce", "increasing decreasing", "before after",
+    "max min", "maximum minimum", "largest smallest", "biggest smallest", "highest lowest",
+    "best worst", "higher lower", "more less", "above below", "add remove", "push pull",
+    "buy sell", "upload download", "import export", "start stop", "open close",
+    "true false", "positive negative", "left right", "up down", "win lose", "hot cold",
+    "fast slow", "faster slower", "cheap expensive",
+    "cheapest expensive", "advantages disadvantages",
+    "pros cons", "love hate", "male female", "men women", "man woman", "boy girl", "boys girls",
+    "young old", "younger older", "youngest oldest", "first last", "north south", "east west",
+    "uppercase lowercase", "upper lower", "input output", "private public", "inner outer",
+    "synchronous asynchronous", "sync async", "encode decode", "encoding decoding",
+    "compress decompress", "encrypt decrypt", "encryption decryption", "serialize deserialize",
+    "install uninstall", "lock unlock", "allow deny", "allow block", "accept reject",
+    "horizontal vertical", "horizontally vertically", "absolute relative", "easy hard",
+    "easy difficult", "light dark", "day night", "early late", "rich poor", "legal illegal",
+    "long short", "longer shorter", "big small", "bigger smaller", "large small",
+    "larger smaller", "tall short", "taller shorter", "heavy light", "heavier lighter",
+    "strong weak", "stronger weaker", "grow shrink", "over under", "include exclude",
+    "inclusive exclusive", "with without", "success failure", "pass fail", "happy sad",
+    "love hate", "like dislike", "agree disagree", "safe unsafe", "safe dangerous",
+    "healthy unhealthy", "gain lose", "gain loss", "profit loss", "import export",
+    "internal external", "front back", "top bottom", "begin end", "beginning end",
+    "start end", "connect disconnect", "attach detach", "mount unmount", "zip unzip",
+    "show hide", "visible hidden", "read write", "send receive", "sent received",
+    "client server", "frontend backend", "debit credit", "deposit withdraw", "borrow lend",
+    "import require", "minimize maximize", "overestimate underestimate", "expand collapse",
+    "inhale exhale", "arrival departure", "arrive depart", "wet dry", "full empty",
+    "mean median", "sum product",
+    # scopes and categories
+    "vegetarian vegan pescatarian keto paleo carnivore",
+    "hourly daily weekly monthly yearly annually quarterly",
+    "beginner beginners intermediate advanced expert experts",
+    "all some none",
+    "always sometimes never often rarely usually",
+    "monday tuesday wednesday thursday friday saturday sunday",
+    "january february march april june july august september october november december",
+    "spring summer autumn fall winter",
+    "morning afternoon evening night tonight",
+    "breakfast lunch dinner brunch",
+    "today tomorrow yesterday",
+    "plus minus times divided multiplied",
+    "add subtract multiply divide",
+    "addition subtraction multiplication division",
+    "sum average mean median mode",
+    "brief short detailed long",
+    "summary detailed",
+    "singular plural",
+    "past present future",
+    "red orange yellow green blue purple violet pink brown black white grey gray",
+    "windows mac macos linux ubuntu ios android",
+    "iphone android",
+    "chrome firefox safari edge opera",
+    "aws azure gcp",
+    "mysql postgres postgresql sqlite mongodb redis oracle cassandra",
+    "npm yarn pip conda cargo maven gradle",
+    "docker podman",
+    "react angular vue svelte",
+    "cat cats dog dogs",
+    "boil bake fry grill roast steam",
+    "formal informal casual",
+    "kid kids child children adult adults teen teenager teenagers expert experts"
+    " professional professionals",
+    "wife husband",
+    "mother father mom dad",
+    "son daughter",
+    "brother sister",
+    "bachelor master masters phd",
+    "mba ms mtech btech",
+    "buy rent lease",
+)  # fmt: skip
+_GROUP_OF: dict[str, tuple[int, ...]] = {}
+for _i, _g in enumerate(_EXCLUSIVE_GROUPS):
+    for _w in _g.split():
+        _GROUP_OF[_w] = (*_GROUP_OF.get(_w, ()), _i)
+
+_LANGUAGES = _set(
+    """english french spanish german italian portuguese dutch russian chinese mandarin
+    cantonese japanese korean arabic hindi bengali urdu punjabi tamil telugu marathi gujarati
+    kannada malayalam turkish persian farsi hebrew greek latin polish ukrainian czech swedish
+    norwegian danish finnish hungarian romanian thai vietnamese indonesian malay swahili
+    tagalog filipino"""
+)
+_PROGRAMMING = _set(
+    """python java javascript typescript js ts c++ cpp c# csharp golang rust ruby php swift
+    kotlin scala perl haskell matlab sql bash powershell lua dart elixir erlang clojure
+    fortran cobol julia groovy objective-c assembly html css r c go"""
+)
+# "c", "r" and "go" are languages only when written as such ("in C", "Go's").
+_AMBIGUOUS_LANGS = frozenset({"c", "r", "go"})
+
+# Prefixes that negate a word: "possible"/"impossible", "install"/"uninstall".
+_NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "de", "non", "non-", "anti", "a")
+# "to" after these is an infinitive, not a direction ("how to", "want to").
+_INFINITIVE_TRIGGERS = _set(
+    """how want wants wanted need needs needed have has had going able used way ways best
+    easiest fastest tips try trying tried like wish hope plan learn start begin continue
+    decide decided order ought supposed due about expected allowed possible hard easy
+    reason reasons time place steps something anything nothing where what"""
+)
+_DIRECTION_MARKERS = frozenset({"to", "into", "from", "than", "towards", "toward", "->", "→"})
+_BOUNDARY = frozenset({",", ";", ":", "?", "!", ".", "(", ")", "and", "or", "but", "vs"})
+
+_TOKEN = re.compile(
+    r"[$€£¥₹]|\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|[a-z][a-z0-9+#'’\-]*[a-z0-9+#]|[a-z]\+\+|"
+    r"[a-z]#|[a-z]|°[cf]|%|->|→|[,;:?!.()]",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """One prompt, tokenised for the checks: lower-cased words, and which were capitalised."""
+
+    words: tuple[str, ...]
+    capitalised: frozenset[str]
+    langs_as_written: frozenset[str]
+
+
+@lru_cache(maxsize=4096)
+def tokenize(text: str) -> Tokens:
+    raw = _TOKEN.findall(text.replace("’", "'"))
+    words: list[str] = []
+    capitalised: set[str] = set()
+    written: set[str] = set()
+    for i, tok in enumerate(raw):
+        low = tok.lower()
+        for part in _split_contraction(low):
+            words.append(part)
+        if tok[:1].isupper() and ((i > 0 and raw[i - 1] not in ".?!") or _odd_case(tok)):
+            capitalised.add(low)
+        if low in _AMBIGUOUS_LANGS and ((tok[:1].isupper() and low != "go") or tok == "Go"):
+            written.add(low)
+    return Tokens(tuple(words), frozenset(capitalised), frozenset(written))
+
+
+def _split_contraction(word: str) -> list[str]:
+    if word.endswith("n't"):
+        stem = {"can": "can", "won": "will", "shan": "shall"}.get(word[:-3], word[:-3])
+        return [stem, "n't"]
+    for suffix in ("'s", "'re", "'ve", "'ll", "'d", "'m"):
+        if word.endswith(suffix):
+            return [word[: -len(suffix)]]
+    if word == "cannot":
+        return ["can", "not"]
+    return [word]
+
+
+def _odd_case(tok: str) -> bool:
+    # "iPhone", "GPT", "macOS": capital letters after the first mark a name
+    # even at the start of a sentence.
+    return (any(c.isupper() for c in tok[1:]) and not tok.isupper()) or (
+        tok.isupper() and len(tok) > 1
+    )
+
+
+def _number(word: str) -> float | None:
+    word = word.replace(",", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(?:st|nd|rd|th)?", word)
+    if m:
+        return float(m.group(1))
+    if word in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[word])
+    if word in _ORDINALS:
+        return float(_ORDINALS[word])
+    return None
+
+
+def numbers(tokens: Tokens) -> Counter[float]:
+    return Counter(n for w in tokens.words if (n := _number(w)) is not None)
+
+
+def units(tokens: Tokens) -> frozenset[str]:
+    return frozenset(_UNITS[w] for w in tokens.words if w in _UNITS)
+
+
+def is_content(word: str) -> bool:
+    return (
+        word not in STOPWORDS
+        and word not in NEGATIONS
+        and word not in _BOUNDARY
+        and word not in _DIRECTION_MARKERS
+        and (len(word) > 1 or word.isdigit() or word in "$€£¥₹%")
+    )
+
+
+def content_words(tokens: Tokens) -> frozenset[str]:
+    return frozenset(w for w in tokens.words if is_content(w))
+
+
+# --- the checks: each takes both tokenised prompts and says whether they conflict ---
+
+
+def number_conflict(a: Tokens, b: Tokens) -> bool:
+    """A number one side has and the other lacks ("17 times 23" vs "18 times 23")."""
+    return numbers(a) != numbers(b)
+
+
+def unit_conflict(a: Tokens, b: Tokens) -> bool:
+    """Different units on both sides ("5 km" vs "5 miles", "$" vs "€"), or a number
+    bound to another unit ("5 miles in km" vs "5 km in miles")."""
+    ua, ub = units(a), units(b)
+    if bool(ua - ub) and bool(ub - ua):
+        return True
+    return numbers(a) == numbers(b) and quantities(a) != quantities(b)
+
+
+def quantities(tokens: Tokens) -> Counter[tuple[float, str]]:
+    """Each number with the unit next to it ("5 km", "$5", "5 %")."""
+    out: Counter[tuple[float, str]] = Counter()
+    words = tokens.words
+    for i, w in enumerate(words):
+        n = _number(w)
+        if n is None:
+            continue
+        after = _UNITS.get(words[i + 1], "") if i + 1 < len(words) else ""
+        before = _UNITS.get(words[i - 1], "") if i > 0 and words[i - 1] in "$€£¥₹" else ""
+        out[(n, after or before)] += 1
+    return out
+
+
+def negation_conflict(a: Tokens, b: Tokens) -> bool:
+    """One side is negated and the other is not ("can I" vs "can't I")."""
+    neg_a = sum(w in NEGATIONS for w in a.words)
+    neg_b = sum(w in NEGATIONS for w in b.words)
+    return (neg_a % 2) != (neg_b % 2) or (neg_a > 0) != (neg_b > 0)
+
+
+def antonym_conflict(a: Tokens, b: Tokens) -> bool:
+    """A word swapped for an exclusive alternative (on/off, vegan/vegetarian, legal/illegal)."""
+    # Multisets: "turn on wifi on Windows" vs "turn off wifi on Windows".
+    only_a = Counter(a.words) - Counter(b.words)
+    only_b = Counter(b.words) - Counter(a.words)
+    if not only_a or not only_b:
+        return False
+    groups_a = {g for w in only_a for g in _GROUP_OF.get(w, ())}
+    if any(g in groups_a for w in only_b for g in _GROUP_OF.get(w, ())):
+        return True
+    return any(_negated_form(x, y) for x in only_a for y in only_b)
+
+
+def _negated_form(x: str, y: str) -> bool:
+    short, long = (x, y) if len(x) < len(y) else (y, x)
+    if len(short) < 4:
+        return False
+    return any(long == p + short for p in _NEG_PREFIXES)
+
+
+def language_conflict(a: Tokens, b: Tokens) -> bool:
+    """Different target or programming languages on the two sides."""
+    for vocab in (_LANGUAGES, _PROGRAMMING):
+        la, lb = _langs(a, vocab), _langs(b, vocab)
+        if la and lb and la != lb and (la - lb) and (lb - la):
+            return True
+    return False
+
+
+def _langs(tokens: Tokens, vocab: frozenset[str]) -> frozenset[str]:
+    return frozenset(
+        w
+        for w in tokens.words
+        if w in vocab and (w not in _AMBIGUOUS_LANGS or w in tokens.langs_as_written)
+    )
+
+
+def entity_conflict(a: Tokens, b: Tokens) -> bool:
+    """A name on each side that the other side does not mention ("Paris" vs "Rome")."""
+    words_a, words_b = set(a.words), set(b.words)
+    names_a = {w for w in a.capitalised - words_b if is_content(w)}
+    names_b = {w for w in b.capitalised - words_a if is_content(w)}
+    return bool(names_a) and bool(names_b)
+
+
+def direction_conflict(a: Tokens, b: Tokens) -> bool:
+    """The arguments of a directed relation swap sides ("from X to Y" vs "from Y to X")."""
+    src_a, dst_a = roles(a.words)
+    src_b, dst_b = roles(b.words)
+    return bool((src_a & dst_b) or (dst_a & src_b))
+
+
+def roles(words: Sequence[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Content words at the source and at the target end of directional markers."""
+    sources: set[str] = set()
+    targets: set[str] = set()
+    for i, w in enumerate(words):
+        if w == "from":
+            sources |= _phrase(words, i, +1)
+        elif w in _DIRECTION_MARKERS and _directional(words, i):
+            sources |= _phrase(words, i, -1)
+            targets |= _phrase(words, i, +1)
+    both = sources & targets
+    return frozenset(sources - both), frozenset(targets - both)
+
+
+def _directional(words: Sequence[str], i: int) -> bool:
+    if words[i] == "than" or words[i] in ("->", "→"):
+        return True
+    prev = words[i - 1] if i > 0 else ""
+    return is_content(prev) and prev not in _INFINITIVE_TRIGGERS
+
+
+def _phrase(words: Sequence[str], i: int, step: int, limit: int = 3) -> set[str]:
+    out: set[str] = set()
+    j = i + step
+    while 0 <= j < len(words) and len(out) < limit:
+        w = words[j]
+        if w in _BOUNDARY or w in _DIRECTION_MARKERS:
+            break
+        if is_content(w):
+            out.add(w)
+        j += step
+    return out
+
+
+CHECKS = {
+    "number": number_conflict,
+    "unit": unit_conflict,
+    "negation": negation_conflict,
+    "antonym": antonym_conflict,
+    "language": language_conflict,
+    "entity": entity_conflict,
+    "direction": direction_conflict,
+}
+
+
+def conflicts(a: str, b: str, checks: Iterable[str] = CHECKS) -> list[str]:
+    """The names of the checks on which prompts `a` and `b` disagree (empty: none)."""
+    ta, tb = tokenize(a), tokenize(b)
+    return [name for name in checks if CHECKS[name](ta, tb)]
