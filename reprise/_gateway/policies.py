@@ -103,16 +103,13 @@ class RateLimit:
     """`<rate-limit>`: at most `calls` requests per `renewal_period` seconds per API.
 
     It runs where it stands among the inbound policies, so placed after the
-    lookup (as APIM recommends) it counts misses only. Header names are those
-    APIM would send: `retry_after_header_name` carries the seconds to wait on a
-    429, the optional others carry the remaining and total calls.
+    lookup (as APIM recommends) it counts misses only. A 429 carries the
+    seconds to wait in `retry_after_header_name`.
     """
 
     calls: int
     renewal_period: int
     retry_after_header_name: str = "Retry-After"
-    remaining_calls_header_name: str | None = None
-    total_calls_header_name: str | None = None
     line: int = 0
 
 
@@ -128,8 +125,6 @@ class RateLimitByKey:
     counter_key: Expression
     increment_count: int = 1
     retry_after_header_name: str = "Retry-After"
-    remaining_calls_header_name: str | None = None
-    total_calls_header_name: str | None = None
     line: int = 0
 
 
@@ -286,8 +281,6 @@ _RATE: dict[str, _Attr] = {
     "calls": _Attr("calls", _no_expression(_positive_int), required=True),
     "renewal-period": _Attr("renewal_period", _no_expression(_positive_int), required=True),
     "retry-after-header-name": _Attr("retry_after_header_name", _name),
-    "remaining-calls-header-name": _Attr("remaining_calls_header_name", _name),
-    "total-calls-header-name": _Attr("total_calls_header_name", _name),
 }
 _RATE_BY_KEY: dict[str, _Attr] = {
     **_RATE,
@@ -301,6 +294,10 @@ _REFUSED: dict[str, str] = {
     "so placed after the lookup it counts misses only)",
     "retry-after-variable-name": "is not supported (Reprise has no policy variables)",
     "remaining-calls-variable-name": "is not supported (Reprise has no policy variables)",
+    # The counters report only "allowed, retry after", so these could not be honoured;
+    # refusing them beats a header the operator expects and never sees.
+    "remaining-calls-header-name": "is not supported (Reprise sends Retry-After on 429 only)",
+    "total-calls-header-name": "is not supported (Reprise sends Retry-After on 429 only)",
 }
 
 

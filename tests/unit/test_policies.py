@@ -124,16 +124,13 @@ def test_vary_by_values_keep_document_order() -> None:
 def test_rate_limit_by_key() -> None:
     xml = doc(
         '<rate-limit-by-key calls="3" renewal-period="10" increment-count="2" '
-        'counter-key="@(context.Request.IpAddress)" retry-after-header-name="X-Retry" '
-        'remaining-calls-header-name="X-Remaining" total-calls-header-name="X-Total"/>'
+        'counter-key="@(context.Request.IpAddress)" retry-after-header-name="X-Retry"/>'
     )
     (policy,) = parse(xml).inbound
     assert isinstance(policy, RateLimitByKey)
     assert (policy.calls, policy.renewal_period, policy.increment_count) == (3, 10, 2)
     assert policy.counter_key.evaluate(RequestContext(ip_address="1.2.3.4")) == "1.2.3.4"
     assert policy.retry_after_header_name == "X-Retry"
-    assert policy.remaining_calls_header_name == "X-Remaining"
-    assert policy.total_calls_header_name == "X-Total"
 
 
 def test_policy_order_is_kept() -> None:
@@ -185,6 +182,17 @@ def test_line_offset_counts_from_the_config_file() -> None:
         (
             doc('<rate-limit calls="1" renewal-period="1" retry-after-variable-name="v"/>'),
             ["retry-after-variable-name", "not supported"],
+        ),
+        (
+            doc('<rate-limit calls="1" renewal-period="1" remaining-calls-header-name="R"/>'),
+            ["remaining-calls-header-name", "not supported"],
+        ),
+        (
+            doc(
+                '<rate-limit-by-key calls="1" renewal-period="1" counter-key="k" '
+                'total-calls-header-name="T"/>'
+            ),
+            ["<rate-limit-by-key>", "total-calls-header-name", "not supported"],
         ),
         (
             doc('<rate-limit calls="1" renewal-period="1" counter-key="x"/>'),
