@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.redis_server"]
+pytest_plugins: list[str] = ["tests.gateway_fixtures", "tests.redis_server"]

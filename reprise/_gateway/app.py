@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from reprise._backends import import_from_string
 from reprise._cache import Hit
 from reprise._exceptions import CacheError, RequestError
 from reprise._gateway import sse
@@ -171,7 +172,7 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.slots = make_slots(config)
-        self.limiter: RateLimiter = limiter or MemoryRateLimiter()
+        self.limiter: RateLimiter = limiter or _limiter_for(config)
         self.budget = config.cache.lookup_budget_ms / 1e3
         self._upstream: Upstream | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -187,7 +188,11 @@ class Gateway:
         if self._openers:
             # Wait for the caches a little, so that the first requests can hit;
             # a cache that is down keeps being retried in the background.
-            await asyncio.wait(self._openers, timeout=_STARTUP_WAIT)
+            done, _ = await asyncio.wait(self._openers, timeout=_STARTUP_WAIT)
+            for opener in done:
+                if opener.exception() is not None:  # a ConfigError, say: not worth retrying
+                    await self.shutdown()
+                    raise opener.exception()  # type: ignore[misc]
 
     async def shutdown(self) -> None:
         for opener in self._openers:
@@ -199,6 +204,9 @@ class Gateway:
             await slot.aclose()
         if self._upstream is not None:
             await self._upstream.aclose()
+        close = getattr(self.limiter, "aclose", None)
+        if close is not None:
+            await close()
 
     @property
     def upstream(self) -> Upstream:
@@ -681,6 +689,17 @@ class Gateway:
 
 
 # --- helpers ----------------------------------------------------------------------------
+
+
+def _limiter_for(config: GatewayConfig) -> RateLimiter:
+    """Counters in Redis when the cache is, so that replicas share their limits."""
+    url = config.cache.url
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        redis_limiter = import_from_string("reprise._stores.redis_ratelimit:RedisRateLimiter")
+        # The query holds the store's options (prefix, index...), not redis-py's.
+        limiter: RateLimiter = redis_limiter(url.split("?", 1)[0])
+        return limiter
+    return MemoryRateLimiter()
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
