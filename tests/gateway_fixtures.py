@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import os
@@ -31,6 +32,33 @@ from reprise._gateway.config import parse_config
 
 REMOTE_EMBEDDER = importlib.util.find_spec("reprise._embedders.remote") is not None
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- request helpers shared by the app tests
+
+KEY = {"Authorization": "Bearer client-key-1"}
+
+
+def chat(prompt: str, **params: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}], **params}
+
+
+async def post(
+    client: httpx.AsyncClient,
+    body: dict[str, Any],
+    api: str = "chat",
+    headers: dict[str, str] | None = None,
+    endpoint: str = "/v1/chat/completions",
+) -> httpx.Response:
+    return await client.post(f"/{api}{endpoint}", json=body, headers={**KEY, **(headers or {})})
+
+
+async def settle() -> None:
+    """Let the background store of the previous response finish."""
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if not [t for t in asyncio.all_tasks() if "_store" in repr(t.get_coro())]:
+            return
 
 
 def free_port() -> int:

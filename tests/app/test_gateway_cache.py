@@ -14,31 +14,7 @@ from typing import Any
 import httpx
 
 from reprise._gateway import sse
-from tests.gateway_fixtures import FakeUpstreamServer
-
-KEY = {"Authorization": "Bearer client-key-1"}
-
-
-def chat(prompt: str, **params: Any) -> dict[str, Any]:
-    return {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}], **params}
-
-
-async def post(
-    client: httpx.AsyncClient,
-    body: dict[str, Any],
-    api: str = "chat",
-    headers: dict[str, str] | None = None,
-    endpoint: str = "/v1/chat/completions",
-) -> httpx.Response:
-    return await client.post(f"/{api}{endpoint}", json=body, headers={**KEY, **(headers or {})})
-
-
-async def settle() -> None:
-    """Let the background store of the previous response finish."""
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if not [t for t in asyncio.all_tasks() if "_store" in repr(t.get_coro())]:
-            return
+from tests.gateway_fixtures import FakeUpstreamServer, chat, post, settle
 
 
 async def test_exact_repeat_hits_without_calling_the_backend(
