@@ -31,6 +31,10 @@ embedders and connection pools at startup from the frozen `GatewayConfig`.
 falls back to `text`, and `$${` is a literal `${`. An unset variable without a
 default is an error naming it and its line; comments are never expanded.
 
+Settings that are legal but probably unmeant (subscriptions configured yet a
+lookup without a subscription `<vary-by>`) land in `GatewayConfig.warnings`,
+which `load_config` logs.
+
 Partitioning. Answers are shared only within a partition. The lookup's
 `<vary-by>` values go into it, as in APIM. Besides, when no subscriptions are
 configured, the gateway cannot tell callers apart by subscription, so by
@@ -45,7 +49,9 @@ resulting rule.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -75,6 +81,8 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+logger = logging.getLogger("reprise.config")
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -164,6 +172,7 @@ class GatewayConfig:
     cache: CacheSettings = CacheSettings()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     source: str = "<string>"
+    warnings: tuple[str, ...] = ()
 
     @property
     def partition_by_credential(self) -> bool:
@@ -218,7 +227,10 @@ def load_config(path: str | Path) -> GatewayConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
-    return parse_config(text, source=str(path), base_dir=path.parent)
+    config = parse_config(text, source=str(path), base_dir=path.parent)
+    for warning in config.warnings:
+        logger.warning("%s", warning)
+    return config
 
 
 def parse_config(
@@ -226,8 +238,29 @@ def parse_config(
 ) -> GatewayConfig:
     """Validate YAML config `text`. `base_dir` anchors relative `policies-file` paths."""
     reader = _Reader(source, Path(base_dir) if base_dir is not None else Path.cwd())
-    root = reader.document(text)
-    return reader.gateway(root)
+    config = reader.gateway(reader.document(text))
+    return dataclasses.replace(config, warnings=_warnings(config))
+
+
+def _warnings(config: GatewayConfig) -> tuple[str, ...]:
+    """Legal settings that probably do not do what was meant; `load_config` logs them."""
+    found: list[str] = []
+    if config.subscriptions and config.cache.share_across_credentials:
+        found.append(
+            f"{config.source}: cache.share-across-credentials has no effect with subscriptions "
+            "configured: the lookup's <vary-by> decides who shares answers"
+        )
+    for i, api in enumerate(config.apis):
+        lookup = api.lookup
+        if not config.subscriptions or lookup is None:
+            continue
+        if not any("Subscription" in expr.source for expr in lookup.vary_by):
+            found.append(
+                f"{config.source}: apis[{i}].policies line {lookup.line}: all subscriptions "
+                "share cached answers; add <vary-by>@(context.Subscription.Id)</vary-by> "
+                "to keep them apart"
+            )
+    return tuple(found)
 
 
 # --- YAML with lines ------------------------------------------------------------------
@@ -526,6 +559,14 @@ class _Reader:
                 f"{path}.backend",
                 m.lines["backend"],
                 f"backend {backend_id!r} is the local embedding model, not an LLM",
+            )
+        parts = urlsplit(backend.url)
+        if parts.query or parts.fragment:
+            # The client's own path suffix and query are appended to the base URL.
+            raise self.fail(
+                f"{path}.backend",
+                m.lines["backend"],
+                f"backend {backend_id!r} serves an API, so its url must not have a query",
             )
         policies = self.policies(m, path, backends)
         lookup = policies.lookup

@@ -12,6 +12,8 @@ the handful of expressions people actually write in `<vary-by>` and
     @(context.Request.Headers.GetValueOrDefault("name", "d"))   a header, "d" if absent
     any text without `@(`                                       itself, literally
 
+`?.` may stand for `.` (`context.Subscription?.Id`), as APIM policies often write.
+
 Anything else, including `@{...}` blocks and text mixed with `@(...)`, is a
 `ConfigError` that quotes the expression: a policy that silently partitioned
 nothing would share answers between callers who must not see each other's.
@@ -108,6 +110,8 @@ _HEADER_CALL = re.compile(
     + r"\s*)?\)"
 )
 _WRAPPED = re.compile(r"@\((.*)\)", re.DOTALL)
+# `?.` outside string literals; a literal is matched first and kept as it is.
+_NULL_CONDITIONAL = re.compile(r'("(?:[^"\\]|\\.)*")|\s*\?\s*\.')
 
 
 def compile_expression(text: str) -> Expression:
@@ -124,7 +128,8 @@ def compile_expression(text: str) -> Expression:
             f"unsupported expression {stripped!r}: write the whole value as one @(...) "
             "or as plain text"
         )
-    inner = wrapped.group(1).strip()
+    # `?.` (null-conditional) reads the same here: a missing fact is already "".
+    inner = _NULL_CONDITIONAL.sub(lambda m: m.group(1) or ".", wrapped.group(1).strip())
     member = re.sub(r"\s*\.\s*", ".", inner)
     if member in _MEMBERS:
         return ContextValue(stripped, _MEMBERS[member])

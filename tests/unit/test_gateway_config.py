@@ -327,7 +327,7 @@ def test_match_api_prefers_the_longest_prefix_on_segment_boundaries() -> None:
         ),
         (
             MINIMAL + POLICIES.replace('calls="10"', 'calls="0"'),
-            "gw.yaml: apis[0].policies: <rate-limit> line 12: attribute 'calls' must be a positive"
+            "gw.yaml: apis[0].policies: <rate-limit> line 12: attribute 'calls' must be a positive",
         ),
         (
             MINIMAL + POLICIES.replace('"emb"', '"chat2"'),
@@ -401,3 +401,51 @@ def test_unknown_top_level_keys_are_refused_even_anchor_holders() -> None:
     apis: [{ name: a, path: /a, backend: chat }]
     """
     assert "gw.yaml: x-defaults: line 1: unknown key" in error(text)
+
+
+def test_chat_backend_url_must_not_carry_a_query() -> None:
+    text = MINIMAL.replace('"http://upstream:9000/v1/"', '"http://u/v1?api-version=1"')
+    assert "apis[0].backend: line 7: backend 'chat' serves an API" in error(text)
+    # An embeddings endpoint may need one (Azure's api-version).
+    ok = MINIMAL.replace("url: local", 'url: "https://e/embeddings?api-version=1"')
+    assert parse_config(ok).backends["emb"].url == "https://e/embeddings?api-version=1"
+
+
+SUBS = "subscriptions: { s: { key: k } }\n"
+
+
+def test_warns_when_subscriptions_share_a_cache() -> None:
+    config = parse_config(MINIMAL + POLICIES + SUBS, source="gw.yaml")
+    (warning,) = config.warnings
+    assert warning.startswith("gw.yaml: apis[0].policies line 11: all subscriptions share")
+    keyed = POLICIES.replace(
+        'embeddings-backend-id="emb" />',
+        'embeddings-backend-id="emb"><vary-by>@(context.Subscription?.Id)</vary-by>'
+        "</llm-semantic-cache-lookup>",
+    )
+    assert parse_config(MINIMAL + keyed + SUBS).warnings == ()
+    assert parse_config(MINIMAL + POLICIES).warnings == ()  # keys partition by default
+
+
+def test_warns_when_share_across_credentials_cannot_apply() -> None:
+    config = parse_config(MINIMAL + SUBS + "cache: { share-across-credentials: true }\n")
+    (warning,) = config.warnings
+    assert "share-across-credentials has no effect" in warning
+
+
+def test_load_config_logs_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "gw.yaml").write_text(MINIMAL + POLICIES + SUBS)
+    with caplog.at_level("WARNING", logger="reprise.config"):
+        config = load_config(tmp_path / "gw.yaml")
+    assert [r.getMessage() for r in caplog.records] == list(config.warnings)
+    assert "k" not in " ".join(config.warnings).split()  # the key itself is never named
+
+
+@pytest.mark.usefixtures("example_env")
+@pytest.mark.parametrize("path", sorted(EXAMPLE.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_loads_without_warnings(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    config = load_config(path)
+    assert config.apis
+    assert config.warnings == ()
