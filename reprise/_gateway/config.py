@@ -29,7 +29,8 @@ embedders and connection pools at startup from the frozen `GatewayConfig`.
 
 `${VAR}` in any value is replaced by the environment variable, `${VAR:-text}`
 falls back to `text`, and `$${` is a literal `${`. An unset variable without a
-default is an error naming it and its line; comments are never expanded.
+default is an error naming it and its line; comments are never expanded. An
+expanded value is a string; a numeric or true/false setting parses it.
 
 Settings that are legal but probably unmeant (subscriptions configured yet a
 lookup without a subscription `<vary-by>`) land in `GatewayConfig.warnings`,
@@ -54,7 +55,7 @@ import hmac
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -284,6 +285,32 @@ class _Seq(list[Any]):
         self.lines: list[int] = []
 
 
+class Expanded(str):
+    """A string that `${VAR}` expansion made.
+
+    It stays a string wherever a string is expected (a key "0123" is not the
+    number 83), and a numeric or boolean setting parses it, as it would a
+    command-line option.
+    """
+
+    __slots__ = ()
+
+
+def _coerce(value: Any, parse: Callable[[str], Any]) -> Any:
+    if not isinstance(value, Expanded):
+        return value
+    try:
+        return parse(value.strip())
+    except ValueError:
+        return value
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(text)
+    return text.lower() == "true"
+
+
 _ENV = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _STR_TAG = "tag:yaml.org,2002:str"
 
@@ -350,8 +377,8 @@ class _Reader:
                 sequence.append(self._build(item, loader, f"{path}[{i}]"))
                 sequence.lines.append(_content_line(item))
             return sequence
-        if isinstance(node, yaml.ScalarNode) and "$" in node.value:
-            node = self._expanded(node, loader, path)
+        if isinstance(node, yaml.ScalarNode) and node.tag == _STR_TAG and "$" in node.value:
+            return self._expanded(node, path)
         return loader.construct_object(node, deep=True)
 
     def _check_duplicates(self, node: yaml.MappingNode, path: str) -> None:
@@ -364,7 +391,7 @@ class _Reader:
                     raise self.fail(_join(path, key_node.value), line, "duplicate key")
                 seen.add(key_node.value)
 
-    def _expanded(self, node: yaml.ScalarNode, loader: yaml.SafeLoader, path: str) -> yaml.Node:
+    def _expanded(self, node: yaml.ScalarNode, path: str) -> Expanded:
         first = _content_line(node)
 
         def replace(match: re.Match[str]) -> str:
@@ -384,12 +411,7 @@ class _Reader:
                 "to give a default)",
             )
 
-        value = _ENV.sub(replace, node.value)
-        tag = node.tag
-        if node.style is None and tag == _STR_TAG:
-            # A plain `${PORT}` resolved as a string; its expansion may be a number.
-            tag = loader.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
-        return yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, style=node.style)
+        return Expanded(_ENV.sub(replace, node.value))
 
     # -- typed values
 
@@ -421,19 +443,19 @@ class _Reader:
         return value.strip()
 
     def number(self, m: _Map, key: str, path: str, default: float) -> float:
-        value = m.get(key, default)
+        value = _coerce(m.get(key, default), float)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise self.fail(_join(path, key), m.lines[key], "must be a positive number")
         return float(value)
 
     def integer(self, m: _Map, key: str, path: str, default: int) -> int:
-        value = m.get(key, default)
+        value = _coerce(m.get(key, default), int)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise self.fail(_join(path, key), m.lines[key], "must be a positive integer")
         return value
 
     def boolean(self, m: _Map, key: str, path: str, default: bool) -> bool:
-        value = m.get(key, default)
+        value = _coerce(m.get(key, default), _parse_bool)
         if not isinstance(value, bool):
             raise self.fail(_join(path, key), m.lines[key], "must be true or false")
         return value

@@ -343,6 +343,7 @@ def parse_policies(
     if root.tag != "policies":
         raise ctx.error(root.line, "the root element must be <policies>", root.tag)
     _check_attrs(root, {}, ctx)
+    _check_no_text(root, ctx)
     sections: dict[str, _Node] = {}
     for node in root.children:
         if node.tag not in _SECTIONS:
@@ -350,6 +351,7 @@ def parse_policies(
         if node.tag in sections:
             raise ctx.error(node.line, "section appears twice", node.tag)
         _check_attrs(node, {}, ctx)
+        _check_no_text(node, ctx)
         sections[node.tag] = node
     policies = Policies(
         inbound=_inbound(sections.get("inbound"), ctx),
@@ -411,6 +413,7 @@ def _lookup(node: _Node, ctx: _Context) -> SemanticCacheLookup:
             f"embeddings-backend-id {backend!r} is not a configured backend (configured: {known})",
             node.tag,
         )
+    _check_no_text(node, ctx)
     vary_by: list[Expression] = []
     for child in node.children:
         if child.tag != "vary-by":
@@ -468,6 +471,14 @@ def _check_no_children(node: _Node, ctx: _Context) -> None:
     if node.children:
         child = node.children[0]
         raise ctx.error(child.line, f"unsupported element <{child.tag}> in <{node.tag}>")
+    _check_no_text(node, ctx)
+
+
+def _check_no_text(node: _Node, ctx: _Context) -> None:
+    # Stray text is most likely a policy pasted without its element.
+    text = "".join(node.text).strip()
+    if text:
+        raise ctx.error(node.line, f"unexpected text {text[:40]!r}", node.tag)
 
 
 def _check_empty(node: _Node, ctx: _Context) -> None:

@@ -449,3 +449,27 @@ def test_every_example_loads_without_warnings(path: Path, monkeypatch: pytest.Mo
     config = load_config(path)
     assert config.apis
     assert config.warnings == ()
+
+
+def test_expanded_values_stay_strings_where_strings_are_meant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KEY", "0123")  # YAML 1.1 would read a plain 0123 as the octal 83
+    monkeypatch.setenv("FLAG", "yes")
+    text = MINIMAL + "subscriptions:\n  s:\n    key: ${KEY}\n  t:\n    key: ${FLAG}\n"
+    config = parse_config(text)
+    assert [s.key for s in config.subscriptions] == ["0123", "yes"]
+
+
+def test_an_empty_env_var_is_no_subscription_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMPTY_KEY", "")
+    text = MINIMAL + 'subscriptions:\n  s: { key: "${EMPTY_KEY}" }\n'
+    assert "subscriptions.s.key: line 9: must be a non-empty string" in error(text)
+
+
+def test_expanded_numbers_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUDGET", "soon")
+    text = MINIMAL + "cache:\n  lookup-budget-ms: ${BUDGET}\n"
+    assert "cache.lookup-budget-ms: line 9: must be a positive number" in error(text)
+    monkeypatch.setenv("BUDGET", "-5")
+    assert "must be a positive number" in error(text)

@@ -147,6 +147,13 @@ def test_backend_and_on_error_sections_may_say_base() -> None:
     assert parse("<policies/>") == Policies()
 
 
+def test_comments_and_xml_declaration_are_fine() -> None:
+    xml = '<?xml version="1.0" encoding="utf-8"?>\n<!-- exported from APIM -->\n' + doc(
+        "<!-- cache first -->" + LOOKUP, "<!-- then store -->" + STORE
+    )
+    assert parse(xml).lookup is not None
+
+
 def test_line_offset_counts_from_the_config_file() -> None:
     xml = (
         "<policies>\n<inbound>\n"
@@ -273,6 +280,9 @@ def test_line_offset_counts_from_the_config_file() -> None:
         (doc(extra="<on-error><return-response/></on-error>"), ["<return-response>", "<on-error>"]),
         (doc(extra="<inbound/>"), ["<inbound>", "twice"]),
         ("<policies><outgoing/></policies>", ["<outgoing>", "unknown section"]),
+        (doc("rate-limit calls=1"), ["<inbound>", "unexpected text 'rate-limit calls=1'"]),
+        (doc('<rate-limit calls="1" renewal-period="1">x</rate-limit>'), ["unexpected text"]),
+        (doc(LOOKUP.replace("/>", ">x</llm-semantic-cache-lookup>"), STORE), ["unexpected text"]),
         ("<policy/>", ["<policy>", "root element must be <policies>"]),
         ("<policies><inbound></policies>", ["not well-formed XML"]),
         ("", ["not well-formed XML"]),
