@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from reprise._gateway.ratelimit import MemoryRateLimiter, RateLimiter
+from reprise._stores.redis import split_url
 
 logger = logging.getLogger("reprise.gateway")
 
@@ -43,18 +44,24 @@ return {1, ttl}
 
 
 class RedisRateLimiter:
-    """Counters under `prefix + key` in the Redis at `url`, with a local fallback."""
+    """Counters under `prefix + key` in the Redis at `url`, with a local fallback.
+
+    `url` may be the cache's URL, store options included: the counters then
+    live under the store's prefix (`<prefix>ratelimit:`) and use its timeout.
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        prefix: str = "reprise:ratelimit:",
+        prefix: str | None = None,
         timeout: float = 0.1,
         fallback: RateLimiter | None = None,
         retry_after: float = 2.0,
     ) -> None:
-        self.prefix = prefix
+        url, options = split_url(url)
+        self.prefix = prefix or options.get("prefix", "reprise:") + "ratelimit:"
+        timeout = float(options.get("timeout", timeout))
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,

@@ -59,6 +59,12 @@ async def test_racing_replicas_never_over_admit(limiters: Callable[[], RedisRate
     assert sum(allowed for allowed, _ in results) == 10
 
 
+def test_the_cache_url_puts_counters_under_the_store_prefix() -> None:
+    limiter = RedisRateLimiter("redis://127.0.0.1:1/0?prefix=tenant:&timeout=0.05")
+    assert limiter.prefix == "tenant:ratelimit:"
+    assert RedisRateLimiter("redis://127.0.0.1:1/0").prefix == "reprise:ratelimit:"
+
+
 async def test_without_redis_it_limits_in_memory() -> None:
     limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
 
