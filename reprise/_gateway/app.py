@@ -696,8 +696,7 @@ def _limiter_for(config: GatewayConfig) -> RateLimiter:
     url = config.cache.url
     if url.startswith(("redis://", "rediss://", "unix://")):
         redis_limiter = import_from_string("reprise._stores.redis_ratelimit:RedisRateLimiter")
-        # The query holds the store's options (prefix, index...), not redis-py's.
-        limiter: RateLimiter = redis_limiter(url.split("?", 1)[0])
+        limiter: RateLimiter = redis_limiter(url)  # counters under the store's prefix
         return limiter
     return MemoryRateLimiter()
 
