@@ -66,7 +66,7 @@ class SemanticCacheLookup:
     max_message_count: int | None = None
     vary_by: tuple[Expression, ...] = ()
     family: Family = "llm"
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, for messages
 
     def vary_by_values(self, ctx: RequestContext) -> tuple[str, ...]:
         """The `<vary-by>` values in order.
@@ -90,7 +90,7 @@ class SemanticCacheStore:
     duration: int
     cache_response: bool = False
     family: Family = "llm"
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, for messages
 
     @property
     def cacheable_statuses(self) -> frozenset[int]:
@@ -110,7 +110,7 @@ class RateLimit:
     calls: int
     renewal_period: int
     retry_after_header_name: str = "Retry-After"
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, for messages
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,7 +125,7 @@ class RateLimitByKey:
     counter_key: Expression
     increment_count: int = 1
     retry_after_header_name: str = "Retry-After"
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it was written, for messages
 
 
 Policy = SemanticCacheLookup | SemanticCacheStore | RateLimit | RateLimitByKey

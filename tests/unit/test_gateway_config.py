@@ -81,7 +81,8 @@ def test_issue_example_loads_verbatim() -> None:
     assert lookup.max_message_count == 10
     assert lookup.vary_by_values(RequestContext(subscription_id="team-b")) == ("team-b",)
     assert isinstance(api.inbound[1], RateLimit)
-    assert api.store == SemanticCacheStore(duration=60, line=27)
+    assert api.store == SemanticCacheStore(duration=60)
+    assert api.store.line == 27
     assert lookup.line == 20  # lines count from the top of the YAML file
     assert config.embeddings_backends == (emb,)
     assert config.source == str(EXAMPLE)
@@ -361,7 +362,8 @@ def test_policies_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
     )
     (tmp_path / "gw.yaml").write_text(MINIMAL + "    policies-file: p.xml\n")
     config = load_config(tmp_path / "gw.yaml")
-    assert config.apis[0].inbound == (RateLimit(calls=2, renewal_period=5, line=3),)
+    assert config.apis[0].inbound == (RateLimit(calls=2, renewal_period=5),)
+    assert config.apis[0].inbound[0].line == 3
 
 
 def test_policies_file_errors_name_the_file(tmp_path: Path) -> None:

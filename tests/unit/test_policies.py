@@ -67,8 +67,9 @@ def test_issue_example_policies() -> None:
     assert lookup.family == "llm"
     assert lookup.line == 4
     assert lookup.vary_by_values(RequestContext(subscription_id="team-a")) == ("team-a",)
-    assert rate == RateLimit(calls=10, renewal_period=60, line=9)
-    assert policies.outbound == (SemanticCacheStore(duration=60, line=12),)
+    assert rate == RateLimit(calls=10, renewal_period=60)
+    assert policies.outbound == (SemanticCacheStore(duration=60),)
+    assert (rate.line, policies.outbound[0].line) == (9, 12)
     assert policies.lookup is lookup
     assert policies.store == policies.outbound[0]
 
