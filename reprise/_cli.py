@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run="reprise._gateway.serve:run")
 
+    check = sub.add_parser("check", help="validate a gateway config and show its policies")
+    check.add_argument("--config", required=True, help="YAML config file")
+    check.set_defaults(run="reprise._gateway.config:check")
+
     model = sub.add_parser("model", help="manage the local embedding model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     export = model_sub.add_parser("export", help="export the local model to ONNX (once)")

@@ -50,11 +50,13 @@ resulting rule.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hmac
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,7 @@ from reprise._gateway.policies import (
     Policy,
     SemanticCacheLookup,
     SemanticCacheStore,
+    describe,
     parse_policies,
 )
 
@@ -79,6 +82,7 @@ __all__ = [
     "CacheSettings",
     "GatewayConfig",
     "Subscription",
+    "check",
     "load_config",
     "parse_config",
 ]
@@ -232,6 +236,23 @@ def load_config(path: str | Path) -> GatewayConfig:
     for warning in config.warnings:
         logger.warning("%s", warning)
     return config
+
+
+def check(args: argparse.Namespace) -> int:
+    """`reprise check --config FILE`: validate, then show what the gateway would run."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"reprise check: {exc}", file=sys.stderr)
+        return 2
+    partitioning = "per credential" if config.partition_by_credential else "by policy"
+    print(f"{config.source}: ok ({len(config.subscriptions)} subscriptions, cache {partitioning})")
+    for api in config.apis:
+        print(f"  {api.path or '/'} ({api.name}) -> {api.backend.id} {api.backend.url}")
+        for section, policies in (("inbound", api.inbound), ("outbound", api.outbound)):
+            for policy in policies:
+                print(f"    {section:8} {describe(policy)}")
+    return 0
 
 
 def parse_config(

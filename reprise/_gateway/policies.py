@@ -44,6 +44,7 @@ __all__ = [
     "RateLimitByKey",
     "SemanticCacheLookup",
     "SemanticCacheStore",
+    "describe",
     "parse_policies",
 ]
 
@@ -529,3 +530,24 @@ def _check_pairing(policies: Policies, root: _Node, ctx: _Context) -> None:
             if store.family == "llm"
             else "azure-openai-semantic-cache-store",
         )
+
+
+def describe(policy: Policy) -> str:
+    """One short line for a policy, for `reprise check` and logs (no secrets in policies)."""
+    if isinstance(policy, SemanticCacheLookup):
+        vary = " + ".join(e.source for e in policy.vary_by) or "none"
+        limit = f", max {policy.max_message_count} messages" if policy.max_message_count else ""
+        system = ", ignoring system messages" if policy.ignore_system_messages else ""
+        return (
+            f"lookup: distance <= {policy.score_threshold} with {policy.embeddings_backend_id!r}"
+            f", vary-by {vary}{system}{limit}"
+        )
+    if isinstance(policy, SemanticCacheStore):
+        statuses = "2xx" if policy.cache_response else "200"
+        return f"store: {statuses} responses for {policy.duration} s"
+    if isinstance(policy, RateLimitByKey):
+        return (
+            f"rate-limit-by-key: {policy.calls} calls / {policy.renewal_period} s"
+            f" per {policy.counter_key.source}"
+        )
+    return f"rate-limit: {policy.calls} calls / {policy.renewal_period} s"

@@ -475,3 +475,27 @@ def test_expanded_numbers_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "cache.lookup-budget-ms: line 9: must be a positive number" in error(text)
     monkeypatch.setenv("BUDGET", "-5")
     assert "must be a positive number" in error(text)
+
+
+@pytest.mark.usefixtures("example_env")
+def test_check_command_shows_the_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    from reprise._cli import main
+
+    assert main(["check", "--config", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "ok (2 subscriptions, cache by policy)" in out
+    assert "lookup: distance <= 0.15 with 'embeddings-backend'" in out
+    assert "vary-by @(context.Subscription.Id)" in out
+    assert "rate-limit: 10 calls / 60 s" in out
+    assert "store: 200 responses for 60 s" in out
+    assert "key-for-team" not in out
+
+
+def test_check_command_fails_with_the_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprise._cli import main
+
+    (tmp_path / "gw.yaml").write_text(MINIMAL + "bogus: 1\n")
+    assert main(["check", "--config", str(tmp_path / "gw.yaml")]) == 2
+    assert "bogus: line 8: unknown key" in capsys.readouterr().err
