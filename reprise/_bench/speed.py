@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +136,13 @@ def run(args: argparse.Namespace) -> int:
             config = write_config(work, upstream.url, cache_url, args.threshold)
             gateway_url = stack.enter_context(servers.gateway(work, config)).url
         result = asyncio.run(
-            measure(gateway_url, upstream.url, levels, args.requests, not args.no_progress)
+            measure(
+                gateway_target(gateway_url),
+                upstream.url,
+                levels,
+                args.requests,
+                not args.no_progress,
+            )
         )
     result["setup"] = {
         "store": store,
@@ -232,46 +238,71 @@ def summarise(outcomes: Sequence[Outcome], wall: float) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A cache in front of the upstream, as the load driver sees it.
+
+    `headers(level)` are sent with every request of a concurrency level; `clear`,
+    if given, empties the cache before each level (for caches that cannot keep
+    levels apart by partition).
+    """
+
+    chat_url: str
+    headers: Callable[[int], dict[str, str]]
+    clear: Callable[[], Awaitable[None]] | None = None
+
+
+def gateway_target(gateway_url: str) -> Target:
+    # A credential per level: the gateway partitions by it, so a level never
+    # hits what another stored.
+    return Target(f"{gateway_url}/{API}/chat/completions", lambda c: {"api-key": f"bench-c{c}"})
+
+
 async def measure(
-    gateway_url: str, upstream_url: str, levels: Sequence[int], requests: int, progress: bool
+    target: Target, upstream_url: str, levels: Sequence[int], requests: int, progress: bool
 ) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=max(levels) + 4, max_keepalive_connections=max(levels))
-    urls = {
-        "direct": upstream_url + "/v1/chat/completions",
-        "gateway": f"{gateway_url}/{API}/chat/completions",
-    }
+    direct = upstream_url + "/v1/chat/completions"
     results: dict[str, dict[str, Any]] = {w: {} for w in WORKLOADS}
     total = len(levels) * len(WORKLOADS) * requests
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
-        await _warm_up(client, urls["gateway"])
+        await _warm_up(client, target)
         with tqdm(total=total, desc="requests", disable=not progress) as bar:
             for level in levels:
+                if target.clear is not None:
+                    await target.clear()
                 originals, rewordings = prompts(f"c{level}", requests)
                 fresh, _ = prompts(f"direct-c{level}", requests)
                 phases = {
-                    "direct": (urls["direct"], fresh),
-                    "miss": (urls["gateway"], originals),
-                    "exact": (urls["gateway"], originals),
-                    "semantic": (urls["gateway"], rewordings),
+                    "direct": (direct, fresh),
+                    "miss": (target.chat_url, originals),
+                    "exact": (target.chat_url, originals),
+                    "semantic": (target.chat_url, rewordings),
                 }
-                # A credential per level: the gateway partitions by it, so a level
-                # never hits what another stored.
-                headers = {"api-key": f"bench-c{level}"}
                 for workload, (url, texts) in phases.items():
+                    before = await upstream_calls(client, upstream_url)
                     outcomes, wall = await drive(
-                        client, url, texts, level, lambda: bar.update(1), headers
+                        client, url, texts, level, lambda: bar.update(1), target.headers(level)
                     )
-                    results[workload][str(level)] = summarise(outcomes, wall)
+                    cell = summarise(outcomes, wall)
+                    cell["upstream_calls"] = await upstream_calls(client, upstream_url) - before
+                    results[workload][str(level)] = cell
                     await asyncio.sleep(0.5)  # let the last misses' stores land
     return {"workloads": results, "levels": list(levels)}
 
 
-async def _warm_up(client: httpx.AsyncClient, url: str) -> None:
+async def upstream_calls(client: httpx.AsyncClient, upstream_url: str) -> int:
+    """Completions the fake upstream has served: a request that did not add one was a hit."""
+    response = await client.get(upstream_url + "/_stats")
+    return int(response.json()["chat"])
+
+
+async def _warm_up(client: httpx.AsyncClient, target: Target) -> None:
     """The first requests open the model and the store; they are not measured."""
     for i in range(3):
         body = {"model": MODEL, "messages": [{"role": "user", "content": f"warm-up {i}"}]}
         for _ in range(2):
-            response = await client.post(url, json=body, headers={"api-key": "warm-up"})
+            response = await client.post(target.chat_url, json=body, headers=target.headers(0))
             response.raise_for_status()
 
 
@@ -297,6 +328,7 @@ def render(result: dict[str, Any]) -> str:
                     report.num(s["p99_ms"], 1),
                     report.num(s["rps"], 1),
                     s["errors"],
+                    s["upstream_calls"],
                     cache or "-",
                 ]
             )
@@ -308,6 +340,7 @@ def render(result: dict[str, Any]) -> str:
         "p99 ms",
         "req/s",
         "errors",
+        "upstream calls",
         "gateway said",
     ]
     lines += [report.table(header, rows), "", _ratios(result)]
