@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from reprise._backends import make_embedder, make_store
 from reprise._embedders.lru import LRUEmbedder
+from reprise._exceptions import EmbedderError
 from reprise._protocols import Embedder, Entry, Match, VectorStore
 from reprise._request import prompt_key
 
@@ -114,7 +115,13 @@ class SemanticCache:
         self.candidates = candidates
 
     async def open(self) -> None:
-        await self.vector_store.open(self.embedder.dims)
+        try:
+            dims = self.embedder.dims
+        except EmbedderError:
+            # A remote embedder given no `dims=` learns them from its first answer.
+            await self.embedder.embed(["dimensions probe"])
+            dims = self.embedder.dims
+        await self.vector_store.open(dims)
 
     async def aclose(self) -> None:
         await self.vector_store.aclose()
