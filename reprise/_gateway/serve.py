@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=False,  # the gateway writes its own line per request, without secrets
         lifespan="on",
+        http=getattr(args, "http", "auto"),
+        loop=getattr(args, "loop", "auto"),
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -1,0 +1,300 @@
+"""Gateway latency and throughput: exact hit, semantic hit, and miss overhead.
+
+    .venv/bin/python benchmarks/bench_gateway.py [--n 300] [--http auto|h11|httptools]
+
+Starts the fake upstream (no added latency) and `reprise serve` (embedded
+store, local model, threshold 0.15) as processes on free ports, then drives
+them with httpx over keep-alive connections:
+
+- direct:        the fake upstream itself, the baseline a miss is compared with
+- miss:          new prompts through the gateway (exact tier, embedding, search, backend)
+- exact hit:     repeats of stored prompts (exact tier only, no embedding)
+- semantic hit:  new rewordings of stored prompts ("Can you tell me ..."), each text
+                 new, so the embedding is computed every time; only HITs are timed
+
+Each at concurrency 1 (latency) and 32 (throughput). Client-side times include
+the HTTP client; "gateway ms" is the gateway's own time from its log line.
+Prints a markdown table and writes it to benchmarks/gateway.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.gateway_fixtures import free_port, start_fake_upstream, stop, wait_until_up  # noqa: E402
+
+SUBJECTS = [
+    "France", "Japan", "Brazil", "Canada", "Kenya", "Norway", "Peru", "Vietnam", "Egypt",
+    "Chile", "Poland", "Ghana", "Iceland", "Mexico", "Nepal", "Portugal", "Spain", "Turkey",
+    "Sweden", "Morocco", "Argentina", "Austria", "Finland", "Greece", "India", "Ireland",
+    "Italy", "Jordan", "Laos", "Mongolia",
+]  # fmt: skip
+TEMPLATES = [
+    "What is the capital of {}?",
+    "What language is spoken in {}?",
+    "What currency does {} use?",
+    "What is the population of {}?",
+    "What is the national dish of {}?",
+    "What is the climate like in {}?",
+    "What are the main exports of {}?",
+    "When is the best time to visit {}?",
+    "What is the highest mountain in {}?",
+    "What sports are popular in {}?",
+    "How is the government of {} organised?",
+    "What is the history of {} in brief?",
+    "Which animals are native to {}?",
+    "What is the education system of {} like?",
+    "Which festivals are celebrated in {}?",
+]
+
+
+def config_yaml(upstream: str, data_dir: str) -> str:
+    return f"""
+backends:
+  upstream: {{ url: "{upstream}/v1" }}
+  embeddings: {{ url: local }}
+cache: {{ url: "{data_dir}", share-across-credentials: true }}
+apis:
+  - name: bench
+    path: /bench
+    backend: upstream
+    policies: |
+      <policies>
+        <inbound>
+          <llm-semantic-cache-lookup score-threshold="0.15" embeddings-backend-id="embeddings" />
+        </inbound>
+        <outbound>
+          <llm-semantic-cache-store duration="3600" />
+        </outbound>
+      </policies>
+"""
+
+
+def chat(prompt: str) -> bytes:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]}
+    return json.dumps(body).encode()
+
+
+@dataclass
+class Row:
+    name: str
+    concurrency: int
+    times_ms: list[float]
+    wall_s: float
+    statuses: dict[str, int]
+    gateway_ms: list[float]
+
+    def pct(self, values: Sequence[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def drive(
+    client: httpx.AsyncClient, url: str, bodies: list[bytes], concurrency: int
+) -> tuple[list[tuple[float, str]], float]:
+    """Send every body, `concurrency` at a time: (ms, cache status) each, and the wall time."""
+    results: list[tuple[float, str]] = []
+    queue = iter(bodies)
+    headers = {"content-type": "application/json", "authorization": "Bearer bench"}
+
+    async def worker() -> None:
+        for body in queue:
+            start = time.perf_counter()
+            response = await client.post(url, content=body, headers=headers)
+            elapsed = (time.perf_counter() - start) * 1e3
+            if response.status_code != 200:
+                raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+            results.append((elapsed, response.headers.get("x-cache-status", "-")))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results, time.perf_counter() - start
+
+
+def gateway_times(log: Path, offset: int, status: str) -> tuple[list[float], int]:
+    """The gateway's own `ms` for requests with this cache status logged after `offset`."""
+    data = log.read_bytes()
+    times = []
+    for line in data[offset:].splitlines():
+        if b'"event":"request"' in line:
+            record = json.loads(line)
+            if record.get("cache") == status:
+                times.append(float(record["ms"]))
+    return times, len(data)
+
+
+async def measure(args: argparse.Namespace, upstream: str, gateway: str, log: Path) -> list[Row]:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    rows: list[Row] = []
+    offset = 0
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        direct_url = f"{upstream}/v1/chat/completions"
+        gateway_url = f"{gateway}/bench/v1/chat/completions"
+        # Warm both paths (connections, the model's first calls).
+        await drive(client, direct_url, [chat(f"warm {i}") for i in range(20)], 4)
+        await drive(client, gateway_url, [chat(f"warm-up question {i}") for i in range(20)], 4)
+        await asyncio.sleep(0.5)
+        _, offset = gateway_times(log, 0, "")
+        prompts = [t.format(s) for t in TEMPLATES for s in SUBJECTS]
+        for concurrency in (1, 32):
+            n = args.n if concurrency == 1 else min(len(prompts) // 2, args.n * 2)
+            tag = f"c{concurrency}"
+            fresh = [f"{p} ({tag} {i})" for i, p in enumerate(prompts[:n])]
+            stored = [f"{p} [{tag}]" for p in prompts[n : 2 * n]]
+            phases: list[tuple[str, str, list[bytes], str]] = [
+                ("direct (fake upstream)", direct_url, [chat(p) for p in fresh], "-"),
+                ("miss", gateway_url, [chat(p) for p in fresh], "MISS"),
+            ]
+            for name, url, bodies, status in phases:
+                results, wall = await drive(client, url, bodies, concurrency)
+                await asyncio.sleep(0.3)
+                server, offset = gateway_times(log, offset, status)
+                rows.append(_row(name, concurrency, results, wall, server))
+            # Fill the cache for the hit phases, then let the stores land.
+            await drive(client, gateway_url, [chat(p) for p in stored], 8)
+            await asyncio.sleep(1.0)
+            _, offset = gateway_times(log, offset, "")
+            rewordings = [f"Can you tell me {p[0].lower()}{p[1:]}" for p in stored]
+            for name, texts in (("exact hit", stored), ("semantic hit", rewordings)):
+                results, wall = await drive(
+                    client, gateway_url, [chat(p) for p in texts], concurrency
+                )
+                server, offset = gateway_times(log, offset, "HIT")
+                hits = [(ms, s) for ms, s in results if s == "HIT"]
+                row = _row(name, concurrency, hits, wall, server)
+                row.statuses = _count(results)
+                rows.append(row)
+    return rows
+
+
+def _row(
+    name: str, concurrency: int, results: list[tuple[float, str]], wall: float, server: list[float]
+) -> Row:
+    return Row(name, concurrency, [ms for ms, _ in results], wall, _count(results), server)
+
+
+def _count(results: list[tuple[float, str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, status in results:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| measure | concurrency | requests (statuses) | p50 ms | p90 ms | p99 ms | "
+        "gateway p50 ms | req/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))
+        total = sum(r.statuses.values())
+        gateway_p50 = f"{statistics.median(r.gateway_ms):.2f}" if r.gateway_ms else "-"
+        lines.append(
+            f"| {r.name} | {r.concurrency} | {total} ({statuses}) | {r.pct(r.times_ms, 0.5):.2f} | "
+            f"{r.pct(r.times_ms, 0.9):.2f} | {r.pct(r.times_ms, 0.99):.2f} | {gateway_p50} | "
+            f"{total / r.wall_s:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def overhead(rows: list[Row]) -> str:
+    out = []
+    for c in (1, 32):
+        by = {r.name: r for r in rows if r.concurrency == c}
+        direct, miss = by["direct (fake upstream)"], by["miss"]
+        delta = miss.pct(miss.times_ms, 0.5) - direct.pct(direct.times_ms, 0.5)
+        out.append(
+            f"- miss overhead at concurrency {c}: p50 {delta:.2f} ms over calling "
+            "the fake upstream directly"
+        )
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    import uvicorn
+
+    modules = {}
+    for name in ("httptools", "uvloop"):
+        try:
+            modules[name] = __import__(name).__version__
+        except ImportError:
+            modules[name] = "not installed"
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load average (1 min, at start)": f"{os.getloadavg()[0]:.2f}",
+        "uvicorn": uvicorn.__version__,
+        **modules,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="requests per measure at concurrency 1")
+    parser.add_argument("--http", default="auto", help="uvicorn HTTP implementation")
+    parser.add_argument("--loop", default="auto", help="uvicorn event loop")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "gateway.md"))
+    args = parser.parse_args()
+    info = machine()
+    upstream_process, upstream = start_fake_upstream()
+    with tempfile.TemporaryDirectory(prefix="reprise-bench-") as tmp:
+        config = Path(tmp) / "gateway.yaml"
+        config.write_text(config_yaml(upstream, str(Path(tmp) / "data")))
+        log = Path(tmp) / "gateway.log"
+        port = free_port()
+        command = [sys.executable, "-m", "reprise", "serve", "--config", str(config)]
+        command += ["--port", str(port), "--http", args.http, "--loop", args.loop]
+        with open(log, "wb") as out:
+            gateway_process = subprocess.Popen(command, stdout=out, stderr=out, cwd=tmp)
+        gateway = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(f"{gateway}/healthz", gateway_process)
+            rows = asyncio.run(measure(args, upstream, gateway, log))
+        finally:
+            stop(gateway_process)
+            stop(upstream_process)
+    report = "\n".join(
+        [
+            "# Gateway latency and throughput",
+            "",
+            "Produced by `benchmarks/bench_gateway.py` "
+            f"(`--n {args.n} --http {args.http} --loop {args.loop}`). Client-side times "
+            "include the httpx client; *gateway p50* is the gateway's own time per request "
+            "(from its log line). Semantic hits are rewordings never seen before, so each "
+            "one computes its embedding; only requests that hit are timed.",
+            "",
+            table(rows),
+            "",
+            overhead(rows),
+            "",
+            "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
+            "",
+        ]
+    )
+    print(report)
+    Path(args.out).write_text(report)
+
+
+if __name__ == "__main__":
+    main()
