@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"])
+    serve.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     serve.set_defaults(run="reprise._gateway.serve:run")
 
     check = sub.add_parser("check", help="validate a gateway config and show its policies")
