@@ -54,7 +54,10 @@ class RemoteEmbedder:
         self.timeout = timeout
         self.max_batch = max_batch
         self._dims = dims
-        self._secrets = [v for v in (headers or {}).values() if len(v) >= 4]
+        # Header values and their words ("Bearer sk-...": the key alone) are redacted.
+        values = list((headers or {}).values())
+        words = [w for v in values for w in v.split()]
+        self._secrets = sorted({s for s in values + words if len(s) >= 8}, key=len, reverse=True)
         parts = urlsplit(self.url)
         # Query strings may carry keys (?key=...): errors name the endpoint without it.
         self._where = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
