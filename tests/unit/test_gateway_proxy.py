@@ -1,0 +1,95 @@
+"""Upstream URLs and headers, the in-memory rate limiter, OpenAI error bodies: pure logic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reprise._gateway.errors import rate_limited
+from reprise._gateway.proxy import upstream_headers, upstream_url
+from reprise._gateway.ratelimit import MemoryRateLimiter
+
+
+@pytest.mark.parametrize(
+    ("base", "suffix", "query", "expected"),
+    [
+        ("http://h:9/v1", "/v1/chat/completions", b"", "http://h:9/v1/chat/completions"),
+        ("http://h:9/v1/", "/chat/completions", b"", "http://h:9/v1/chat/completions"),
+        (
+            "https://r.openai.azure.com/openai",
+            "/openai/deployments/d/chat/completions",
+            b"api-version=2024-10-21",
+            "https://r.openai.azure.com/openai/deployments/d/chat/completions"
+            "?api-version=2024-10-21",
+        ),
+        (
+            "https://r.openai.azure.com",
+            "/openai/models",
+            b"",
+            "https://r.openai.azure.com/openai/models",
+        ),
+        ("http://h:9", "", b"", "http://h:9"),
+    ],
+)
+def test_upstream_url(base: str, suffix: str, query: bytes, expected: str) -> None:
+    assert upstream_url(base, suffix, query) == expected
+
+
+CLIENT = [
+    (b"host", b"gateway"),
+    (b"authorization", b"Bearer client"),
+    (b"api-key", b"client-key"),
+    (b"ocp-apim-subscription-key", b"sub"),
+    (b"x-reprise-trace", b"true"),
+    (b"content-length", b"12"),
+    (b"x-request-id", b"r1"),
+]
+
+
+def test_client_credentials_pass_when_the_backend_has_none() -> None:
+    headers = dict(upstream_headers(CLIENT, {}, drop_credentials=False))
+    assert headers[b"authorization"] == b"Bearer client"
+    assert headers[b"api-key"] == b"client-key"
+    assert headers[b"x-request-id"] == b"r1"
+    for gone in (b"ocp-apim-subscription-key", b"host", b"content-length", b"x-reprise-trace"):
+        assert gone not in headers
+
+
+def test_backend_credentials_replace_every_client_credential() -> None:
+    headers = upstream_headers(CLIENT, {"api-key": "backend"}, drop_credentials=False)
+    names = [k for k, _ in headers]
+    assert (b"api-key", b"backend") in headers
+    assert b"authorization" not in names
+    assert names.count(b"api-key") == 1
+
+
+def test_identity_asks_for_an_uncompressed_body() -> None:
+    client = [*CLIENT, (b"accept-encoding", b"gzip, br")]
+    headers = upstream_headers(client, {}, drop_credentials=True, identity=True)
+    assert (b"accept-encoding", b"identity") in headers
+    assert (b"accept-encoding", b"gzip, br") not in headers
+    assert b"authorization" not in dict(headers)
+
+
+async def test_rate_limiter_fixed_window() -> None:
+    now = [100.0]
+    limiter = MemoryRateLimiter(clock=lambda: now[0])
+    assert await limiter.hit("k", 2, 60) == (True, 60.0)
+    now[0] = 110.0
+    assert (await limiter.hit("k", 2, 60))[0]
+    allowed, retry_after = await limiter.hit("k", 2, 60)
+    assert not allowed
+    assert retry_after == pytest.approx(50.0)
+    assert (await limiter.hit("other", 2, 60))[0]
+    now[0] = 160.0  # the window renews
+    assert (await limiter.hit("k", 2, 60))[0]
+
+
+def test_429_error_shape_and_retry_after() -> None:
+    error = rate_limited(0.2, header="X-Wait")
+    assert error.status == 429
+    assert error.headers == [(b"x-wait", b"1")]
+    body = json.loads(error.body())["error"]
+    assert body["code"] == "rate_limit_exceeded"
+    assert set(body) == {"message", "type", "param", "code"}
