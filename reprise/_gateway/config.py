@@ -22,7 +22,7 @@ embedders and connection pools at startup from the frozen `GatewayConfig`.
     apis:
       - name: my-api                           # context.Api.Id
         path: /my-api                          # requests under this prefix belong to the API
-        backend: chat-backend
+        backend: chat-backend                  # or <set-backend-service> in the policies
         policies: |                            # APIM policy XML, pasted unchanged
           <policies> ... </policies>
         # or: policies-file: my-api.xml        # relative to the config file
@@ -142,6 +142,8 @@ class Api:
     """One API: requests under `path` go to `backend` through the policies.
 
     `path` has a leading and no trailing slash ("" for an API at the root).
+    `backend` is the `backend:` key's or the policies' `<set-backend-service>`,
+    with a `<forward-request timeout>` already applied to its `timeout`.
     `inbound` and `outbound` are the policies in document order; `lookup`,
     `store` and `embeddings` (the lookup's embeddings backend) are shortcuts.
     """
@@ -587,31 +589,9 @@ class _Reader:
     def api(self, m: _Map, i: int, backends: Mapping[str, Backend]) -> Api:
         path = f"apis[{i}]"
         allowed = ("name", "path", "backend", "policies", "policies-file")
-        self.keys(m, path, allowed, required=("name", "path", "backend"))
-        backend_id = self.string(m, "backend", path)
-        backend = backends.get(backend_id)
-        if backend is None:
-            known = ", ".join(backends)
-            raise self.fail(
-                f"{path}.backend",
-                m.lines["backend"],
-                f"unknown backend {backend_id!r} (configured: {known})",
-            )
-        if backend.is_local:
-            raise self.fail(
-                f"{path}.backend",
-                m.lines["backend"],
-                f"backend {backend_id!r} is the local embedding model, not an LLM",
-            )
-        parts = urlsplit(backend.url)
-        if parts.query or parts.fragment:
-            # The client's own path suffix and query are appended to the base URL.
-            raise self.fail(
-                f"{path}.backend",
-                m.lines["backend"],
-                f"backend {backend_id!r} serves an API, so its url must not have a query",
-            )
+        self.keys(m, path, allowed, required=("name", "path"))
         policies = self.policies(m, path, backends)
+        backend = self.api_backend(m, path, backends, policies)
         lookup = policies.lookup
         return Api(
             name=self.string(m, "name", path),
@@ -621,6 +601,46 @@ class _Reader:
             outbound=policies.outbound,
             embeddings=backends[lookup.embeddings_backend_id] if lookup else None,
         )
+
+    def api_backend(
+        self, m: _Map, path: str, backends: Mapping[str, Backend], policies: Policies
+    ) -> Backend:
+        """`backend:`, or the policies' `<set-backend-service>`; the two must agree."""
+        named = self.string(m, "backend", path) if "backend" in m else None
+        line = m.lines.get("backend", m.line)
+        if named is not None and policies.backend_id not in (None, named):
+            raise self.fail(
+                f"{path}.backend",
+                line,
+                f"{named!r}, but the policies' <set-backend-service> names "
+                f"{policies.backend_id!r}; keep one",
+            )
+        backend_id = named or policies.backend_id
+        if backend_id is None:
+            raise self.fail(path, m.line, "missing required key 'backend'")
+        backend = backends.get(backend_id)
+        if backend is None:
+            known = ", ".join(backends)
+            raise self.fail(
+                f"{path}.backend", line, f"unknown backend {backend_id!r} (configured: {known})"
+            )
+        if backend.is_local:
+            raise self.fail(
+                f"{path}.backend",
+                line,
+                f"backend {backend_id!r} is the local embedding model, not an LLM",
+            )
+        parts = urlsplit(backend.url)
+        if parts.query or parts.fragment:
+            # The client's own path suffix and query are appended to the base URL.
+            raise self.fail(
+                f"{path}.backend",
+                line,
+                f"backend {backend_id!r} serves an API, so its url must not have a query",
+            )
+        if policies.forward_timeout is not None:
+            return dataclasses.replace(backend, timeout=float(policies.forward_timeout))
+        return backend
 
     def api_path(self, m: _Map, path: str) -> str:
         value = self.string(m, "path", path)

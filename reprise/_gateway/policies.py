@@ -3,11 +3,15 @@
 A team moving off API Management pastes its `<policies>` document unchanged:
 
     <policies>
-      <inbound>   <base/> lookup, rate-limit, rate-limit-by-key ... </inbound>
-      <backend>   <base/> or <forward-request/> (optional) </backend>
+      <inbound>   <base/> lookup, rate-limit, rate-limit-by-key, set-backend-service </inbound>
+      <backend>   <base/> or <forward-request timeout="s" buffer-response="false"/> </backend>
       <outbound>  store, <base/> </outbound>
-      <on-error>  <base/> (optional) </on-error>
+      <on-error>  <base/> </on-error>
     </policies>
+
+`<set-backend-service backend-id="...">` and the forward timeout are constant,
+so they are resolved at load into the API's backend (`Policies.backend_id`,
+`Policies.forward_timeout`), not run per request.
 
 Both families are accepted: `llm-semantic-cache-lookup|store` and
 `azure-openai-semantic-cache-lookup|store`. Every element or attribute the
@@ -138,6 +142,10 @@ class Policies:
 
     inbound: tuple[Policy, ...] = ()
     outbound: tuple[Policy, ...] = ()
+    #: `<set-backend-service backend-id="...">`: the backend this API's requests go to.
+    backend_id: str | None = None
+    #: `<forward-request timeout="...">`: seconds, overriding the backend's timeout.
+    forward_timeout: int | None = None
 
     @property
     def lookup(self) -> SemanticCacheLookup | None:
@@ -289,6 +297,21 @@ _RATE_BY_KEY: dict[str, _Attr] = {
     "increment-count": _Attr("increment_count", _no_expression(_positive_int)),
 }
 
+
+def _stream_through(value: str) -> bool:
+    if _bool(value):
+        raise ValueError('must be "false": Reprise streams responses through as they arrive')
+    return False
+
+
+_SET_BACKEND: dict[str, _Attr] = {
+    "backend-id": _Attr("backend_id", _name, required=True),
+}
+_FORWARD: dict[str, _Attr] = {
+    "timeout": _Attr("timeout", _no_expression(_positive_int)),
+    "buffer-response": _Attr("buffer_response", _no_expression(_stream_through)),
+}
+
 # Attributes APIM has that Reprise refuses, with the reason given to the operator.
 _REFUSED: dict[str, str] = {
     "increment-condition": "is not supported (a lookup hit already skips the rate limit, "
@@ -299,6 +322,18 @@ _REFUSED: dict[str, str] = {
     # refusing them beats a header the operator expects and never sees.
     "remaining-calls-header-name": "is not supported (Reprise sends Retry-After on 429 only)",
     "total-calls-header-name": "is not supported (Reprise sends Retry-After on 429 only)",
+    "base-url": "is not supported: configure a backend and name it with backend-id",
+}
+
+# Elements APIM policies for LLM APIs often hold, and what to do instead.
+_HINTS: dict[str, str] = {
+    "authentication-managed-identity": "Reprise has no managed identity; put the credential "
+    "in the backend's headers (backends.<id>.headers)",
+    "set-header": "to send a header upstream, put it in the backend's headers",
+    "llm-token-limit": "use rate-limit or rate-limit-by-key",
+    "azure-openai-token-limit": "use rate-limit or rate-limit-by-key",
+    "llm-emit-token-metric": "Reprise serves Prometheus metrics at /metrics instead",
+    "azure-openai-emit-token-metric": "Reprise serves Prometheus metrics at /metrics instead",
 }
 
 
@@ -354,21 +389,28 @@ def parse_policies(
         _check_attrs(node, {}, ctx)
         _check_no_text(node, ctx)
         sections[node.tag] = node
+    inbound, backend_id = _inbound(sections.get("inbound"), ctx)
     policies = Policies(
-        inbound=_inbound(sections.get("inbound"), ctx),
+        inbound=inbound,
         outbound=_outbound(sections.get("outbound"), ctx),
+        backend_id=backend_id,
+        forward_timeout=_backend_section(sections.get("backend"), ctx),
     )
-    _check_passthrough(sections.get("backend"), ("base", "forward-request"), ctx)
     _check_passthrough(sections.get("on-error"), ("base",), ctx)
     _check_pairing(policies, root, ctx)
     return policies
 
 
-def _inbound(section: _Node | None, ctx: _Context) -> tuple[Policy, ...]:
+def _inbound(section: _Node | None, ctx: _Context) -> tuple[tuple[Policy, ...], str | None]:
     policies: list[Policy] = []
+    backend_id: str | None = None
     for node in section.children if section else []:
         if node.tag == "base":
             _check_empty(node, ctx)
+        elif node.tag == "set-backend-service":
+            if backend_id is not None:
+                raise ctx.error(node.line, "may appear only once in its section", node.tag)
+            backend_id = _set_backend(node, ctx)
         elif node.tag in _LOOKUP_TAGS:
             _once(policies, SemanticCacheLookup, node, ctx)
             policies.append(_lookup(node, ctx))
@@ -382,7 +424,33 @@ def _inbound(section: _Node | None, ctx: _Context) -> tuple[Policy, ...]:
             policies.append(RateLimitByKey(**fields, line=ctx.line_offset + node.line))
         else:
             raise _unsupported(node, "inbound", ctx)
-    return tuple(policies)
+    return tuple(policies), backend_id
+
+
+def _set_backend(node: _Node, ctx: _Context) -> str:
+    """`<set-backend-service backend-id="...">`, constant, so resolved at load."""
+    _check_no_children(node, ctx)
+    backend_id: str = _attrs(node, _SET_BACKEND, ctx)["backend_id"]
+    if backend_id not in ctx.backends:
+        known = ", ".join(sorted(ctx.backends)) or "none"
+        raise ctx.error(
+            node.line, f"backend-id {backend_id!r} is not a configured backend ({known})", node.tag
+        )
+    return backend_id
+
+
+def _backend_section(section: _Node | None, ctx: _Context) -> int | None:
+    """`<backend>`: `<base/>`, or `<forward-request>` with at most a timeout."""
+    timeout: int | None = None
+    for node in section.children if section else []:
+        if node.tag == "base":
+            _check_empty(node, ctx)
+        elif node.tag == "forward-request":
+            _check_no_children(node, ctx)
+            timeout = _attrs(node, _FORWARD, ctx).get("timeout")
+        else:
+            raise _unsupported(node, "backend", ctx)
+    return timeout
 
 
 def _outbound(section: _Node | None, ctx: _Context) -> tuple[Policy, ...]:
@@ -506,8 +574,11 @@ def _unsupported(node: _Node, section: str, ctx: _Context) -> ConfigError:
         return ctx.error(node.line, f"belongs in <inbound>, not <{section}>", node.tag)
     if where == "store":
         return ctx.error(node.line, f"belongs in <outbound>, not <{section}>", node.tag)
+    hint = f"; {_HINTS[node.tag]}" if node.tag in _HINTS else ""
     return ctx.error(
-        node.line, f"unsupported element in <{section}>: Reprise does not implement it", node.tag
+        node.line,
+        f"unsupported element in <{section}>: Reprise does not implement it{hint}",
+        node.tag,
     )
 
 

@@ -499,3 +499,28 @@ def test_check_command_fails_with_the_message(
     (tmp_path / "gw.yaml").write_text(MINIMAL + "bogus: 1\n")
     assert main(["check", "--config", str(tmp_path / "gw.yaml")]) == 2
     assert "bogus: line 8: unknown key" in capsys.readouterr().err
+
+
+def test_backend_may_come_from_set_backend_service() -> None:
+    text = MINIMAL.replace("    backend: chat\n", "") + (
+        "    policies: |\n"
+        '      <policies><inbound><set-backend-service backend-id="chat" /></inbound>\n'
+        '      <backend><forward-request timeout="30" /></backend></policies>\n'
+    )
+    (api,) = parse_config(text).apis
+    assert api.backend.id == "chat"
+    assert api.backend.timeout == 30.0  # the forward-request timeout, for this API only
+    assert parse_config(text).backends["chat"].timeout == 300.0
+
+
+def test_backend_and_set_backend_service_must_agree() -> None:
+    text = MINIMAL.replace(
+        "  emb: { url: local }", "  emb: { url: local }\n  other: { url: 'http://o' }"
+    )
+    text += (
+        "    policies: <policies><inbound><set-backend-service backend-id='other'/>"
+        "</inbound></policies>\n"
+    )
+    message = error(text)
+    assert "apis[0].backend: line 8: 'chat', but the policies' <set-backend-service>" in message
+    assert "'other'" in message

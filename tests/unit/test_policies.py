@@ -148,6 +148,20 @@ def test_backend_and_on_error_sections_may_say_base() -> None:
     assert parse("<policies/>") == Policies()
 
 
+def test_set_backend_service_and_forward_request_are_resolved_at_load() -> None:
+    policies = parse(
+        doc(
+            '<set-backend-service backend-id="chat-backend" />' + LOOKUP,
+            STORE,
+            '<backend><forward-request timeout="120" buffer-response="false" /></backend>',
+        )
+    )
+    assert policies.backend_id == "chat-backend"
+    assert policies.forward_timeout == 120
+    assert [type(p) for p in policies.inbound] == [SemanticCacheLookup]
+    assert parse(doc(LOOKUP, STORE)).forward_timeout is None
+
+
 def test_comments_and_xml_declaration_are_fine() -> None:
     xml = '<?xml version="1.0" encoding="utf-8"?>\n<!-- exported from APIM -->\n' + doc(
         "<!-- cache first -->" + LOOKUP, "<!-- then store -->" + STORE
@@ -278,6 +292,37 @@ def test_line_offset_counts_from_the_config_file() -> None:
         (doc("", "<find-and-replace from='a' to='b'/>"), ["<find-and-replace>", "<outbound>"]),
         (doc("<base x='1'/>"), ["<base>", "unknown attribute 'x'"]),
         (doc(extra="<backend><retry/></backend>"), ["<retry>", "<backend>"]),
+        (
+            doc(extra='<backend><forward-request buffer-response="true"/></backend>'),
+            ["<forward-request>", "'buffer-response' must be \"false\""],
+        ),
+        (
+            doc(extra='<backend><forward-request timeout="0"/></backend>'),
+            ["<forward-request>", "'timeout' must be a positive integer"],
+        ),
+        (
+            doc(extra='<backend><forward-request follow-redirects="true"/></backend>'),
+            ["<forward-request>", "unknown attribute 'follow-redirects'"],
+        ),
+        (
+            doc('<set-backend-service backend-id="nowhere"/>'),
+            ["<set-backend-service>", "backend-id 'nowhere' is not a configured backend"],
+        ),
+        (
+            doc('<set-backend-service base-url="https://x"/>'),
+            ["<set-backend-service>", "base-url", "name it with backend-id"],
+        ),
+        (
+            doc(
+                '<authentication-managed-identity resource="https://cognitiveservices.azure.com"/>'
+            ),
+            ["<authentication-managed-identity>", "backends.<id>.headers"],
+        ),
+        (
+            doc('<azure-openai-token-limit tokens-per-minute="500"/>'),
+            ["<azure-openai-token-limit>", "use rate-limit"],
+        ),
+        (doc("", "<llm-emit-token-metric/>"), ["<llm-emit-token-metric>", "/metrics"]),
         (doc(extra="<on-error><return-response/></on-error>"), ["<return-response>", "<on-error>"]),
         (doc(extra="<inbound/>"), ["<inbound>", "twice"]),
         ("<policies><outgoing/></policies>", ["<outgoing>", "unknown section"]),
