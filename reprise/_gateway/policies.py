@@ -109,7 +109,9 @@ class RateLimit:
 
     It runs where it stands among the inbound policies, so placed after the
     lookup (as APIM recommends) it counts misses only. A 429 carries the
-    seconds to wait in `retry_after_header_name`.
+    seconds to wait in `retry_after_header_name`. In APIM an API's inbound
+    policies run for every operation, so the limit covers the proxied paths
+    (embeddings, models, ...) as well as the cached ones.
     """
 
     calls: int
