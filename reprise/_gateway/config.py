@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import hmac
 import logging
 import os
@@ -448,8 +449,12 @@ class _Reader:
     ) -> None:
         for key in m:
             if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
                 raise self.fail(
-                    _join(path, key), m.lines[key], f"unknown key (allowed: {', '.join(allowed)})"
+                    _join(path, key),
+                    m.lines[key],
+                    f"unknown key ({hint}allowed: {', '.join(allowed)})",
                 )
         for key in required:
             if key not in m:

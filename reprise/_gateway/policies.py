@@ -33,6 +33,7 @@ two lines: a field on its dataclass and a row in its `_Attr` table.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -534,8 +535,12 @@ def _check_attrs(node: _Node, table: Mapping[str, _Attr], ctx: _Context) -> None
             continue
         if name in _REFUSED:
             raise ctx.error(node.line, f"attribute {name!r} {_REFUSED[name]}", node.tag)
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         allowed = ", ".join(table) or "none"
-        raise ctx.error(node.line, f"unknown attribute {name!r} (allowed: {allowed})", node.tag)
+        raise ctx.error(
+            node.line, f"unknown attribute {name!r} ({hint}allowed: {allowed})", node.tag
+        )
 
 
 def _check_no_children(node: _Node, ctx: _Context) -> None:

@@ -295,7 +295,11 @@ def test_match_api_prefers_the_longest_prefix_on_segment_boundaries() -> None:
             MINIMAL + "cache: {share-across-credentials: 'no'}\n",
             "cache.share-across-credentials: line 8: must be true or false",
         ),
-        (MINIMAL + "cache: {ttl: 3}\n", "gw.yaml: cache.ttl: line 8: unknown key"),
+        (MINIMAL + "cache: {ttl: 3}\n", "gw.yaml: cache.ttl: line 8: unknown key (allowed"),
+        (
+            MINIMAL + "cache: {lookup-budget: 3}\n",
+            "cache.lookup-budget: line 8: unknown key (did you mean 'lookup-budget-ms'?",
+        ),
         (
             MINIMAL + "max-body-bytes: 0\n",
             "gw.yaml: max-body-bytes: line 8: must be a positive integer",

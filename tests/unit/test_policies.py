@@ -291,6 +291,10 @@ def test_line_offset_counts_from_the_config_file() -> None:
         ),
         (doc("", "<find-and-replace from='a' to='b'/>"), ["<find-and-replace>", "<outbound>"]),
         (doc("<base x='1'/>"), ["<base>", "unknown attribute 'x'"]),
+        (
+            doc(LOOKUP.replace("score-threshold", "score-treshold"), STORE),
+            ["unknown attribute 'score-treshold' (did you mean 'score-threshold'?"],
+        ),
         (doc(extra="<backend><retry/></backend>"), ["<retry>", "<backend>"]),
         (
             doc(extra='<backend><forward-request buffer-response="true"/></backend>'),
