@@ -90,6 +90,9 @@ __all__ = [
 
 logger = logging.getLogger("reprise.config")
 
+#: The gateway's own endpoints, which no API may take.
+RESERVED_PATHS = frozenset({"/metrics", "/healthz"})
+
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -649,6 +652,10 @@ class _Reader:
 
     def api_path(self, m: _Map, path: str) -> str:
         value = self.string(m, "path", path)
+        if value.rstrip("/") in RESERVED_PATHS:
+            raise self.fail(
+                f"{path}.path", m.lines["path"], f"{value!r} is the gateway's own endpoint"
+            )
         if not value.startswith("/") or "?" in value or "#" in value:
             raise self.fail(
                 f"{path}.path",

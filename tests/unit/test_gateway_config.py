@@ -317,6 +317,10 @@ def test_match_api_prefers_the_longest_prefix_on_segment_boundaries() -> None:
             "apis[0].backend: line 7: backend 'emb' is the local embedding model",
         ),
         (MINIMAL.replace("path: /a/", "path: a"), "apis[0].path: line 6: must be a URL path"),
+        (
+            MINIMAL.replace("path: /a/", "path: /metrics/"),
+            "apis[0].path: line 6: '/metrics/' is the gateway's own endpoint",
+        ),
         (MINIMAL.replace("    path: /a/\n", ""), "apis[0]: line 5: missing required key 'path'"),
         (
             MINIMAL + "  - { name: a, path: /b, backend: chat }\n",
