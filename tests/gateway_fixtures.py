@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import socket
 import subprocess
@@ -30,7 +29,6 @@ import pytest_asyncio
 from reprise._gateway.app import Gateway, create_app
 from reprise._gateway.config import parse_config
 
-REMOTE_EMBEDDER = importlib.util.find_spec("reprise._embedders.remote") is not None
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -244,7 +242,7 @@ subscriptions:
         _api("rl", rate_limit='<rate-limit calls="2" renewal-period="60" />'),
         _api("rlk", rate_limit=by_team),
         _api("ttl", duration=1),
-        _api("dead", embeddings="dead-embed") if REMOTE_EMBEDDER else "",
+        _api("dead", embeddings="dead-embed"),
         _api("authed", backend="authed"),
         _api("sub", vary_by="<vary-by>@(context.Subscription.Id)</vary-by>"),
         _api("slow", backend="slow"),

@@ -182,17 +182,21 @@ class Gateway:
 
     async def startup(self) -> None:
         self._upstream = Upstream(new_client())
-        for slot in self.slots.values():
-            opener = asyncio.create_task(slot.keep_opening(), name=f"open-cache-{slot.name}")
-            self._openers.append(opener)
-        if self._openers:
-            # Wait for the caches a little, so that the first requests can hit;
-            # a cache that is down keeps being retried in the background.
-            done, _ = await asyncio.wait(self._openers, timeout=_STARTUP_WAIT)
-            for opener in done:
-                if opener.exception() is not None:  # a ConfigError, say: not worth retrying
-                    await self.shutdown()
-                    raise opener.exception()  # type: ignore[misc]
+        attempts = {
+            name: asyncio.create_task(slot.open_once(), name=f"open-cache-{name}")
+            for name, slot in self.slots.items()
+        }
+        if attempts:
+            # Give each cache one attempt before serving, so that the first requests
+            # can hit; a cache that is down is retried in the background meanwhile.
+            await asyncio.wait(attempts.values(), timeout=_STARTUP_WAIT)
+        for name, attempt in attempts.items():
+            if attempt.done() and attempt.exception() is not None:
+                await self.shutdown()  # a ConfigError, say: retrying would not help
+                raise attempt.exception()  # type: ignore[misc]
+            if not (attempt.done() and attempt.result()):
+                opener = self.slots[name].keep_opening(attempt)
+                self._openers.append(asyncio.create_task(opener, name=f"reopen-cache-{name}"))
 
     async def shutdown(self) -> None:
         for opener in self._openers:

@@ -54,9 +54,14 @@ class CacheSlot:
         logger.info('{"event":"cache_open","embeddings_backend":"%s"}', self.name)
         return True
 
-    async def keep_opening(self) -> None:
-        """Retry `open_once` with backoff until it succeeds (run as a task)."""
+    async def keep_opening(self, first: asyncio.Task[bool] | None = None) -> None:
+        """Retry `open_once` with backoff until it succeeds (run as a task).
+
+        `first` is an attempt already under way, awaited before trying again.
+        """
         delay = _RETRY_FIRST
+        if first is not None and await first:
+            return
         while not await self.open_once():
             logger.warning(
                 "cache %r unavailable, serving uncached; retrying in %.1fs (%s)",

@@ -11,7 +11,6 @@ import pytest
 
 from tests.gateway_fixtures import (
     KEY,
-    REMOTE_EMBEDDER,
     FakeUpstreamServer,
     app_config_yaml,
     app_from_yaml,
@@ -194,7 +193,6 @@ async def test_metrics_count_lookups_by_status(gateway_client: httpx.AsyncClient
 # -- failing open
 
 
-@pytest.mark.skipif(not REMOTE_EMBEDDER, reason="the remote embedder is not built yet")
 async def test_a_dead_embeddings_backend_fails_open(gateway_client: httpx.AsyncClient) -> None:
     response = await post(gateway_client, chat("Fail open, please"), api="dead")
     assert response.status_code == 200

@@ -17,7 +17,6 @@ import pytest
 import pytest_asyncio
 
 from tests.gateway_fixtures import (
-    REMOTE_EMBEDDER,
     FakeUpstreamServer,
     GatewayServer,
     app_config_yaml,
@@ -184,7 +183,6 @@ async def test_ttl_expiry(sdk: Clients, gateway: GatewayServer) -> None:
     assert (await ask(client, prompt))[0] == "MISS"
 
 
-@pytest.mark.skipif(not REMOTE_EMBEDDER, reason="the remote embedder is not built yet")
 async def test_dead_embeddings_backend_fails_open(sdk: Clients, gateway: GatewayServer) -> None:
     status, answer = await ask(sdk.openai(api="dead"), "Is the cache down?")
     assert status == "FAILED"
