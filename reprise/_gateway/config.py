@@ -86,6 +86,7 @@ __all__ = [
     "check",
     "load_config",
     "parse_config",
+    "redact",
 ]
 
 logger = logging.getLogger("reprise.config")
@@ -129,16 +130,24 @@ class Subscription:
 class CacheSettings:
     """The cache store and lookup limits.
 
-    `url` is a directory (the embedded store), ":memory:" or a redis:// URL.
+    `url` is a directory (the embedded store), ":memory:" or a redis:// URL,
+    which may hold a password: show it through `redact`, as `repr` does.
     A lookup slower than `lookup_budget_ms` fails open. `candidates` is how many
     nearest entries a lookup considers. See the module docstring for
     `share_across_credentials`.
     """
 
-    url: str = "./reprise-data"
+    url: str = field(default="./reprise-data", repr=False)
     lookup_budget_ms: float = 250.0
     share_across_credentials: bool = False
     candidates: int = 5
+
+    def __repr__(self) -> str:
+        return (
+            f"CacheSettings(url={redact(self.url)!r}, lookup_budget_ms={self.lookup_budget_ms}, "
+            f"share_across_credentials={self.share_across_credentials}, "
+            f"candidates={self.candidates})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +263,7 @@ def check(args: argparse.Namespace) -> int:
     partitioning = "per credential" if config.partition_by_credential else "by policy"
     print(f"{config.source}: ok ({len(config.subscriptions)} subscriptions, cache {partitioning})")
     for api in config.apis:
-        print(f"  {api.path or '/'} ({api.name}) -> {api.backend.id} {api.backend.url}")
+        print(f"  {api.path or '/'} ({api.name}) -> {api.backend.id} {redact(api.backend.url)}")
         for section, policies in (("inbound", api.inbound), ("outbound", api.outbound)):
             for policy in policies:
                 print(f"    {section:8} {describe(policy)}")
@@ -538,7 +547,9 @@ class _Reader:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise self.fail(
-                f"{path}.url", m.lines["url"], f"must be an http(s):// URL or 'local', not {url!r}"
+                f"{path}.url",
+                m.lines["url"],
+                f"must be an http(s):// URL or 'local', not {redact(url)!r}",
             )
         return url.rstrip("/")
 
@@ -700,8 +711,22 @@ class _Reader:
 
 
 def _kind(value: Any) -> str:
+    # The type only: the value may be a key written where a mapping belongs.
     if value is None:
         return "nothing"
     if isinstance(value, list):
         return "a list"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def redact(url: str) -> str:
+    """`url` with any password replaced by `***`, for messages and output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -532,3 +532,22 @@ def test_backend_and_set_backend_service_must_agree() -> None:
     message = error(text)
     assert "apis[0].backend: line 8: 'chat', but the policies' <set-backend-service>" in message
     assert "'other'" in message
+
+
+def test_messages_never_echo_a_misplaced_key_or_a_url_password() -> None:
+    message = error(MINIMAL + "subscriptions: {s: sk-very-secret}\n")
+    assert "subscriptions.s: line 8: must be a mapping, not a string" in message
+    assert "sk-very-secret" not in message
+    message = error(MINIMAL.replace('"http://upstream:9000/v1/"', '"ftp://me:hunter2@h/x"'))
+    assert "ftp://me:***@h/x" in message
+    assert "hunter2" not in message
+
+
+def test_redact() -> None:
+    from reprise._gateway.config import redact
+
+    assert redact("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact("http://u:p@h/v1") == "http://u:***@h/v1"
+    assert redact("http://h/v1") == "http://h/v1"
+    assert "pw" not in repr(CacheSettings(url="redis://:pw@h:6379"))
+    assert "redis://:***@h:6379" in repr(CacheSettings(url="redis://:pw@h:6379"))
