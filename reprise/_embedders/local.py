@@ -35,6 +35,7 @@ Pooling = Literal["mean", "cls", "max", "mean_sqrt_len"]
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 # Bump when the exported graph changes shape or meaning, so old caches are ignored.
 EXPORT_FORMAT = 1
+_TOKEN_BUDGET = 4096  # padded tokens per model call, see _chunks
 _SUPPORTED_MODULES = {
     "sentence_transformers.models.Transformer",
     "sentence_transformers.models.Pooling",
@@ -304,16 +305,15 @@ class _OnnxModel:
     def _forward(self, encodings: Sequence[Any], want_tokens: bool) -> tuple[Vector, list[Vector]]:
         """Sentence vectors, and each text's hidden states if asked, in input order.
 
-        Texts are sorted by length and cut into batches of `max_batch`, each
-        padded to its own longest text: big batches waste little on padding.
+        Texts are sorted by length and cut into batches, each padded to its own
+        longest text: big batches waste little on padding.
         """
         n = len(encodings)
         lengths = np.array([len(e.ids) for e in encodings])
         order = np.argsort(lengths, kind="stable")
         sentences = np.empty((n, self.spec.dims), dtype=np.float32)
         hidden_of: list[Vector] = [np.empty(0, dtype=np.float32)] * n
-        for lo in range(0, n, self.batch):
-            idx = order[lo : lo + self.batch]
+        for idx in _chunks(order, lengths, self.batch):
             hidden, mask = self._run_batch([encodings[i] for i in idx])
             sentences[idx] = _normalize(_pool(hidden, mask, self.spec.pooling))
             if want_tokens:
@@ -334,6 +334,22 @@ class _OnnxModel:
         feeds = {k: v for k, v in feeds.items() if k in self.input_names}
         (hidden,) = self.session.run([self.output_name], feeds)
         return np.asarray(hidden, dtype=np.float32), mask
+
+
+def _chunks(
+    order: npt.NDArray[np.intp], lengths: npt.NDArray[np.int_], batch: int
+) -> list[npt.NDArray[np.intp]]:
+    """Consecutive runs of `order` (ascending length) of at most `batch` texts and
+    `_TOKEN_BUDGET` padded tokens, so that a few long texts do not pad many short ones
+    (and a batch's activations stay small enough for the CPU caches)."""
+    chunks, start = [], 0
+    for end in range(1, len(order) + 1):
+        width = lengths[order[end - 1]]
+        if end - start > batch or (end - start > 1 and (end - start) * width > _TOKEN_BUDGET):
+            chunks.append(order[start : end - 1])
+            start = end - 1
+    chunks.append(order[start:])
+    return chunks
 
 
 def _pool(hidden: Vector, mask: npt.NDArray[np.int64], mode: Pooling) -> Vector:

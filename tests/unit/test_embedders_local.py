@@ -350,3 +350,15 @@ def test_pooling_matches_sentence_transformers_definitions() -> None:
     np.testing.assert_allclose(
         local._pool(hidden, mask, "mean_sqrt_len"), [[4 / np.sqrt(2), -2 / np.sqrt(2)]]
     )
+
+
+def test_chunks_bound_texts_and_padded_tokens() -> None:
+    rng = np.random.default_rng(3)
+    lengths = rng.choice([2, 10, 30, 256], size=500)
+    order = np.argsort(lengths, kind="stable")
+    chunks = local._chunks(order, lengths, 64)
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(500))
+    for chunk in chunks:
+        assert len(chunk) <= 64
+        assert len(chunk) * lengths[chunk].max() <= local._TOKEN_BUDGET
+    assert [len(c) for c in local._chunks(order[:1], lengths, 64)] == [1]
