@@ -403,7 +403,7 @@ class Gateway:
             elapsed = time.perf_counter() - start
             ex.log["lookup_ms"] = round(elapsed * 1e3, 3)
             assert ex.api is not None
-            self.metrics.lookup_seconds.labels(ex.api.name).observe(elapsed)
+            self.metrics.observe(self.metrics.lookup_seconds, elapsed, ex.api.name)
         ex.trace.add(
             "lookup",
             threshold=policy.score_threshold,
@@ -426,7 +426,7 @@ class Gateway:
         if status == "FAILED":
             ex.log["cache_error"] = reason
         assert ex.api is not None
-        self.metrics.lookups.labels(ex.api.name, status).inc()
+        self.metrics.count(self.metrics.lookups, ex.api.name, status)
 
     async def _serve_hit(
         self, ex: Exchange, hit: Hit, endpoint: Endpoint, payload: dict[str, Any], stream: bool
@@ -466,7 +466,7 @@ class Gateway:
             "rate-limit", allowed=allowed, calls=policy.calls, period=policy.renewal_period
         )
         if not allowed:
-            self.metrics.rate_limited.labels(api.name).inc()
+            self.metrics.count(self.metrics.rate_limited, api.name)
             raise rate_limited(retry_after, header=policy.retry_after_header_name)
 
     async def _forward(
@@ -588,15 +588,15 @@ class Gateway:
         )
         cache = pending.slot.cache if pending.slot is not None else None
         if text is None or not cacheable or cache is None:
-            self.metrics.stores.labels(api, "skipped").inc()
+            self.metrics.count(self.metrics.stores, api, "skipped")
             return
         try:
             await cache.store(pending.text, text, pending.partition, ttl=store.duration)
         except CacheError as exc:
-            self.metrics.stores.labels(api, "error").inc()
+            self.metrics.count(self.metrics.stores, api, "error")
             logger.warning("cache store failed for API %r: %s: %s", api, type(exc).__name__, exc)
             return
-        self.metrics.stores.labels(api, "stored").inc()
+        self.metrics.count(self.metrics.stores, api, "stored")
 
     # -- everything else under an API
 
@@ -644,7 +644,7 @@ class Gateway:
             ex.trace.add("backend", error=exc.message)
             raise
         elapsed = time.perf_counter() - start
-        self.metrics.upstream_seconds.labels(api.name).observe(elapsed)
+        self.metrics.observe(self.metrics.upstream_seconds, elapsed, api.name)
         ex.log["upstream_ms"] = round(elapsed * 1e3, 3)
         ex.trace.add("backend", status=response.status_code, ms=round(elapsed * 1e3, 3))
         return response
@@ -675,9 +675,9 @@ class Gateway:
         status = ex.status or 499
         cache_status = ex.cache_status or ""
         elapsed = ex.trace.elapsed_ms()
-        self.metrics.requests.labels(api, cache_status, str(status)).inc()
+        self.metrics.count(self.metrics.requests, api, cache_status, str(status))
         if ex.api is not None:
-            self.metrics.request_seconds.labels(api, cache_status).observe(elapsed / 1e3)
+            self.metrics.observe(self.metrics.request_seconds, elapsed / 1e3, api, cache_status)
         record: dict[str, Any] = {
             "event": "request",
             "method": ex.scope["method"],

@@ -34,6 +34,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST.encode()
 
 class Metrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Counter | Histogram] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -78,6 +79,20 @@ class Metrics:
         self.rate_limited = Counter(
             "reprise_rate_limited", "Requests refused by a rate limit.", ["api"], registry=r
         )
+
+    def count(self, metric: Counter, *labels: str) -> None:
+        self._child(metric, labels).inc()  # type: ignore[union-attr]
+
+    def observe(self, metric: Histogram, seconds: float, *labels: str) -> None:
+        self._child(metric, labels).observe(seconds)  # type: ignore[union-attr]
+
+    def _child(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Counter | Histogram:
+        # `labels()` validates and hashes on every call; on the hit path that shows.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
