@@ -117,6 +117,12 @@ class Backend:
     def is_local(self) -> bool:
         return self.url == "local"
 
+    def __hash__(self) -> int:
+        # The headers mapping is read-only but not hashable; hash its items so that
+        # a Backend, and so an Api, can key a dict.
+        headers = tuple(sorted(self.headers.items()))
+        return hash((self.id, self.url, headers, self.timeout, self.model))
+
 
 @dataclass(frozen=True, slots=True)
 class Subscription:

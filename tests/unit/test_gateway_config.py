@@ -95,6 +95,7 @@ def test_config_is_frozen_and_never_shows_secrets() -> None:
         config.max_body_bytes = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
         config.backends["x"] = config.backends["chat-backend"]  # type: ignore[index]
+    assert {config.apis[0]: 1}[config.apis[0]] == 1  # an Api can key a dict
     text = repr(config)
     assert "sk-upstream" not in text
     assert "key-for-team-a" not in text
