@@ -552,3 +552,14 @@ def test_redact() -> None:
     assert redact("http://h/v1") == "http://h/v1"
     assert "pw" not in repr(CacheSettings(url="redis://:pw@h:6379"))
     assert "redis://:***@h:6379" in repr(CacheSettings(url="redis://:pw@h:6379"))
+
+
+def test_serve_refuses_a_bad_config_before_listening(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprise._cli import main
+
+    (tmp_path / "gw.yaml").write_text(MINIMAL + POLICIES.replace('calls="10"', 'calls="ten"'))
+    assert main(["serve", "--config", str(tmp_path / "gw.yaml"), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "apis[0].policies: <rate-limit> line 12: attribute 'calls' must be a positive" in err
