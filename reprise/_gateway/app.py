@@ -274,10 +274,10 @@ class Gateway:
             raise not_found(path)
         api, suffix = match
         ex.api = api
+        if api.cached:
+            ex.cache_status = "BYPASS"  # until a lookup says otherwise; a 401 carries it too
         caller = self._authenticate(ex.scope)
         endpoint = _endpoint(method, suffix) if api.cached else None
-        if api.cached:
-            ex.cache_status = "BYPASS"
         if endpoint is None:
             await self._passthrough(ex, receive, api, suffix, caller)
         else:
