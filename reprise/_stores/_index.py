@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -118,6 +119,21 @@ class HNSWIndex:
             expansion_search=params.expansion_search,
         )
 
+    @classmethod
+    def load(cls, path: Path, dims: int, params: HNSWParams) -> HNSWIndex | None:
+        """The graph saved at `path`, or None if it was built for other vectors."""
+        hnsw = cls(dims, params)
+        hnsw._index.load(str(path))
+        if hnsw._index.ndim != dims or hnsw._index.connectivity != params.connectivity:
+            return None
+        return hnsw
+
+    def save(self, path: Path) -> None:
+        self._index.save(str(path))
+
+    def labels(self) -> Labels:
+        return np.asarray(self._index.keys, dtype=np.int64)
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -155,6 +171,17 @@ class PartitionIndex:
 
     def __len__(self) -> int:
         return len(self._impl)
+
+    @classmethod
+    def restored(cls, hnsw: HNSWIndex, dims: int, params: HNSWParams) -> PartitionIndex:
+        index = cls(dims, params)
+        index._impl = hnsw
+        return index
+
+    @property
+    def hnsw(self) -> HNSWIndex | None:
+        """The graph, once this partition has one (what is worth saving at close)."""
+        return self._impl if isinstance(self._impl, HNSWIndex) else None
 
     @property
     def is_ann(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class Chunk:
     ids: list[str]
     partitions: list[str]
     expires: list[float | None]
-    vectors: bytes
+    vectors: list[bytes | None]
 
 
 class Database:
@@ -96,19 +96,44 @@ class Database:
             self._con.close()
             self._con = None
 
+    def setting(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
+        self.con.commit()
+
+    def delete_setting(self, key: str) -> None:
+        self.con.execute("DELETE FROM settings WHERE key = ?", (key,))
+        self.con.commit()
+
     def partition_sizes(self, now: float) -> dict[str, int]:
         rows = self.con.execute(
             f"SELECT partition, COUNT(*) FROM entries WHERE {LIVE} GROUP BY partition", (now,)
         )
         return {p: int(n) for p, n in rows}
 
-    def live_rows(self, now: float, chunk: int = 20_000) -> Iterator[Chunk]:
+    def live_rows(
+        self, now: float, skip: Collection[str] = (), chunk: int = 20_000
+    ) -> Iterator[Chunk]:
+        """Live rows in chunks; the vectors of partitions in `skip` are left out (None)."""
+        marks = ",".join("?" * len(skip))
         cursor = self.con.execute(
-            f"SELECT label, id, partition, expires_at, vector FROM entries WHERE {LIVE}", (now,)
+            f"SELECT label, id, partition, expires_at, "
+            f"CASE WHEN partition IN ({marks}) THEN NULL ELSE vector END "
+            f"FROM entries WHERE {LIVE}",
+            (*skip, now),
         )
         while rows := cursor.fetchmany(chunk):
             labels, ids, partitions, expires, vectors = zip(*rows, strict=True)
-            yield Chunk(list(labels), list(ids), list(partitions), list(expires), b"".join(vectors))
+            yield Chunk(list(labels), list(ids), list(partitions), list(expires), list(vectors))
+
+    def partition_vectors(self, partition: str, now: float) -> tuple[list[int], bytes]:
+        rows = self.con.execute(
+            f"SELECT label, vector FROM entries WHERE partition = ? AND {LIVE}", (partition, now)
+        ).fetchall()
+        return [row[0] for row in rows], b"".join(row[1] for row in rows)
 
     def fetch(self, ids: Sequence[str]) -> dict[str, Entry]:
         marks = ",".join("?" * len(ids))

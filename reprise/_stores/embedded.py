@@ -31,7 +31,8 @@ import numpy as np
 
 from reprise._exceptions import StoreError, StoreUnavailable
 from reprise._protocols import Entry, Match, Vector
-from reprise._stores._index import DEFAULTS, HNSWParams, PartitionIndex
+from reprise._stores._index import DEFAULTS, HNSWIndex, HNSWParams, Labels, PartitionIndex
+from reprise._stores._saved import SavedGraphs
 from reprise._stores._sqlite import Database
 
 T = TypeVar("T")
@@ -77,6 +78,7 @@ class EmbeddedStore:
         self.purge_interval = purge_interval
         self.dims = 0
         self._db = Database(self.path)
+        self._saved = None if self.path == ":memory:" else SavedGraphs(Path(self.path) / "ann")
         self._executor: ThreadPoolExecutor | None = None
         self._rows: dict[str, _Row] = {}
         self._ids: dict[int, str] = {}
@@ -106,7 +108,10 @@ class EmbeddedStore:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._executor is not None:
-            await self._run(self._db.close)
+            try:
+                await self._save_graphs()
+            finally:
+                await self._run(self._db.close)
             self._executor.shutdown(wait=True)
             self._executor = None
         self._forget_everything()
@@ -247,19 +252,67 @@ class EmbeddedStore:
         """Rebuild the row map and indexes from the live rows (on the worker thread)."""
         sizes = self._db.partition_sizes(now)
         names = {name: name for name in sizes}  # one string per partition, not one per row
+        saved = self._restore_graphs(sizes)
+        restored: dict[str, list[int]] = {name: [] for name in saved}
         self._partitions = {n: PartitionIndex(self.dims, self.params, sizes[n]) for n in sizes}
-        for chunk in self._db.live_rows(now):
-            vectors = np.frombuffer(chunk.vectors, dtype=np.float32).reshape(-1, self.dims)
-            labels = np.asarray(chunk.labels, dtype=np.int64)
-            parts = np.asarray(chunk.partitions, dtype=object)
-            for name in set(chunk.partitions):
-                rows = np.flatnonzero(parts == name)
-                self._partitions[name].add(labels[rows], vectors[rows])
+        self._partitions.update(saved)
+        for chunk in self._db.live_rows(now, skip=list(saved)):
+            keep = [i for i, blob in enumerate(chunk.vectors) if blob is not None]
+            if keep:
+                blobs = b"".join(chunk.vectors[i] or b"" for i in keep)
+                vectors = np.frombuffer(blobs, dtype=np.float32).reshape(-1, self.dims)
+                labels = np.asarray(chunk.labels, dtype=np.int64)[keep]
+                parts = np.asarray(chunk.partitions, dtype=object)[keep]
+                for name in set(parts.tolist()):
+                    rows = np.flatnonzero(parts == name)
+                    self._partitions[name].add(labels[rows], vectors[rows])
             for label, entry_id, partition, expires in zip(
                 chunk.labels, chunk.ids, chunk.partitions, chunk.expires, strict=True
             ):
                 self._rows[entry_id] = _Row(label, names[partition], expires)
                 self._ids[label] = entry_id
+                if partition in restored:
+                    restored[partition].append(label)
+        for name, found in restored.items():
+            self._reconcile(name, np.asarray(found, dtype=np.int64), now)
+
+    def _restore_graphs(self, sizes: dict[str, int]) -> dict[str, PartitionIndex]:
+        """The partitions whose graph was saved at the last clean close, loaded."""
+        files = self._saved.take(self._db) if self._saved is not None else {}
+        out: dict[str, PartitionIndex] = {}
+        for name, path in files.items():
+            if sizes.get(name, 0) <= self.params.threshold:
+                continue
+            try:
+                graph = HNSWIndex.load(path, self.dims, self.params)
+            except (OSError, RuntimeError) as exc:
+                logger.warning("cannot load the saved graph %s, rebuilding: %s", path, exc)
+                continue
+            if graph is not None:
+                out[name] = PartitionIndex.restored(graph, self.dims, self.params)
+        return out
+
+    def _reconcile(self, name: str, labels: Labels, now: float) -> None:
+        """Make a loaded graph hold exactly the live rows, or rebuild it from SQLite."""
+        index = self._partitions[name]
+        graph = index.hnsw
+        assert graph is not None
+        for label in np.setdiff1d(graph.labels(), labels).tolist():
+            index.remove(label)  # expired since the graph was saved
+        if len(index) == len(labels):
+            return
+        logger.warning("the saved graph of partition %r disagrees with SQLite; rebuilding", name)
+        index = self._partitions[name] = PartitionIndex(self.dims, self.params, len(labels))
+        found, blobs = self._db.partition_vectors(name, now)
+        index.add(
+            np.asarray(found, dtype=np.int64),
+            np.frombuffer(blobs, dtype=np.float32).reshape(-1, self.dims),
+        )
+
+    async def _save_graphs(self) -> None:
+        graphs = {n: i.hnsw for n, i in self._partitions.items() if i.hnsw is not None}
+        if self._saved is not None and graphs:
+            await self._run(self._saved.save, self._db, graphs)
 
     async def _purge_forever(self) -> None:
         while True:

@@ -13,6 +13,7 @@ import pytest
 
 from reprise._exceptions import IndexMismatch, StoreError, StoreUnavailable
 from reprise._protocols import Entry, Vector
+from reprise._stores._index import HNSWIndex
 from reprise._stores.embedded import EmbeddedStore
 from tests.fakes import DIMS, at_distance, unit
 
@@ -261,3 +262,71 @@ async def test_a_cold_entry_is_read_from_disk() -> None:
         np.testing.assert_allclose(got.vector, unit(1))
     finally:
         await store.aclose()
+
+
+async def _filled(path: Path, n: int = 60, **kw: object) -> None:
+    store = EmbeddedStore(path, ann_threshold=50)
+    await store.open(DIMS)
+    for i in range(n):
+        await store.upsert(entry(f"e{i}", unit(f"e{i}"), **kw))  # type: ignore[arg-type]
+    assert store._partitions["p"].is_ann
+    await store.aclose()
+
+
+async def test_the_graph_is_saved_at_close_and_loaded_not_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _filled(tmp_path)
+    assert (tmp_path / "ann" / "manifest.json").exists()
+
+    def no_rebuild(*args: object) -> None:
+        raise AssertionError("the graph was rebuilt")
+
+    monkeypatch.setattr(HNSWIndex, "add", no_rebuild)
+    store = EmbeddedStore(tmp_path, ann_threshold=50)
+    await store.open(DIMS)
+    monkeypatch.undo()
+    try:
+        assert store._partitions["p"].is_ann
+        (match,) = await store.search(at_distance(unit("e9"), 0.02), "p", k=1, max_distance=0.1)
+        assert match.entry.id == "e9"
+    finally:
+        await store.aclose()
+
+
+async def test_a_graph_not_vouched_for_by_a_clean_close_is_rebuilt(tmp_path: Path) -> None:
+    await _filled(tmp_path)
+    store = EmbeddedStore(tmp_path, ann_threshold=50)
+    await store.open(DIMS)
+    await store.upsert(entry("after", unit("after")))
+    store._saved = None  # a crash: the new row is on disk, the saved graph lacks it
+    await store.aclose()
+
+    again = EmbeddedStore(tmp_path, ann_threshold=50)
+    await again.open(DIMS)
+    try:
+        (match,) = await again.search(unit("after"), "p", k=1, max_distance=0.01)
+        assert match.entry.id == "after"
+        assert len(again._partitions["p"]) == 61
+    finally:
+        await again.aclose()
+
+
+async def test_entries_expired_since_the_save_leave_the_loaded_graph(tmp_path: Path) -> None:
+    await _filled(tmp_path, expires_at=time.time() + 0.3)
+    store = EmbeddedStore(tmp_path, ann_threshold=50)
+    await store.open(DIMS)
+    for i in range(60, 120):
+        await store.upsert(entry(f"e{i}", unit(f"e{i}")))
+    await store.aclose()
+    await asyncio.sleep(0.4)
+
+    again = EmbeddedStore(tmp_path, ann_threshold=50)
+    await again.open(DIMS)
+    try:
+        assert len(again._partitions["p"]) == 60
+        assert await again.search(unit("e3"), "p", k=1, max_distance=0.01) == []
+        (match,) = await again.search(unit("e70"), "p", k=1, max_distance=0.01)
+        assert match.entry.id == "e70"
+    finally:
+        await again.aclose()
