@@ -4,7 +4,7 @@
 
 Starts the fake upstream (no added latency) and `reprise serve` (embedded
 store, local model, threshold 0.15) as processes on free ports, then drives
-them with httpx over keep-alive connections:
+them over keep-alive HTTP/1.1 connections (a minimal client, see `Connection`):
 
 - direct:        the fake upstream itself, the baseline a miss is compared with
 - miss:          new prompts through the gateway (exact tier, embedding, search, backend)
@@ -13,7 +13,7 @@ them with httpx over keep-alive connections:
                  new, so the embedding is computed every time; only HITs are timed
 
 Each at concurrency 1 (latency) and 32 (throughput). Client-side times include
-the HTTP client; "gateway ms" is the gateway's own time from its log line.
+the client's socket work; "gateway ms" is the gateway's own time from its log line.
 Prints a markdown table and writes it to benchmarks/gateway.md.
 """
 
@@ -33,8 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,22 +106,67 @@ class Row:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client: the client's own cost stays out of the figures.
+
+    httpx adds a few hundred microseconds per request in Python, as much as an
+    exact hit costs the gateway; this writes the request bytes and reads the
+    status, headers and body, nothing more.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        writer.write(
+            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer bench\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), self.host.encode(), len(body), body)
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        headers = dict(line.split(b": ", 1) for line in lines[1:] if line)
+        headers = {k.lower(): v for k, v in headers.items()}
+        if b"content-length" in headers:
+            return status, headers, await reader.readexactly(int(headers[b"content-length"]))
+        chunks = []
+        while size := int((await reader.readline()).strip(), 16):
+            chunks.append((await reader.readexactly(size + 2))[:-2])
+        await reader.readline()
+        return status, headers, b"".join(chunks)
+
+    async def aclose(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            await self.streams[1].wait_closed()
+
+
 async def drive(
-    client: httpx.AsyncClient, url: str, bodies: list[bytes], concurrency: int
+    url: str, bodies: list[bytes], concurrency: int
 ) -> tuple[list[tuple[float, str]], float]:
     """Send every body, `concurrency` at a time: (ms, cache status) each, and the wall time."""
     results: list[tuple[float, str]] = []
     queue = iter(bodies)
-    headers = {"content-type": "application/json", "authorization": "Bearer bench"}
+    path = urlsplit(url).path
 
     async def worker() -> None:
-        for body in queue:
-            start = time.perf_counter()
-            response = await client.post(url, content=body, headers=headers)
-            elapsed = (time.perf_counter() - start) * 1e3
-            if response.status_code != 200:
-                raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
-            results.append((elapsed, response.headers.get("x-cache-status", "-")))
+        connection = Connection(url)
+        try:
+            for body in queue:
+                start = time.perf_counter()
+                status, headers, content = await connection.post(path, body)
+                elapsed = (time.perf_counter() - start) * 1e3
+                if status != 200:
+                    raise RuntimeError(f"{url}: {status} {content[:200]!r}")
+                results.append((elapsed, headers.get(b"x-cache-status", b"-").decode()))
+        finally:
+            await connection.aclose()
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -142,46 +186,43 @@ def gateway_times(log: Path, offset: int, status: str) -> tuple[list[float], int
 
 
 async def measure(args: argparse.Namespace, upstream: str, gateway: str, log: Path) -> list[Row]:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     rows: list[Row] = []
     offset = 0
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        direct_url = f"{upstream}/v1/chat/completions"
-        gateway_url = f"{gateway}/bench/v1/chat/completions"
-        # Warm both paths (connections, the model's first calls).
-        await drive(client, direct_url, [chat(f"warm {i}") for i in range(20)], 4)
-        await drive(client, gateway_url, [chat(f"warm-up question {i}") for i in range(20)], 4)
-        await asyncio.sleep(0.5)
-        _, offset = gateway_times(log, 0, "")
-        prompts = [t.format(s) for t in TEMPLATES for s in SUBJECTS]
-        for concurrency in (1, 32):
-            n = args.n if concurrency == 1 else min(len(prompts) // 2, args.n * 2)
-            tag = f"c{concurrency}"
-            fresh = [f"{p} ({tag} {i})" for i, p in enumerate(prompts[:n])]
-            stored = [f"{p} [{tag}]" for p in prompts[n : 2 * n]]
-            phases: list[tuple[str, str, list[bytes], str]] = [
-                ("direct (fake upstream)", direct_url, [chat(p) for p in fresh], "-"),
-                ("miss", gateway_url, [chat(p) for p in fresh], "MISS"),
-            ]
-            for name, url, bodies, status in phases:
-                results, wall = await drive(client, url, bodies, concurrency)
-                await asyncio.sleep(0.3)
-                server, offset = gateway_times(log, offset, status)
-                rows.append(_row(name, concurrency, results, wall, server))
-            # Fill the cache for the hit phases, then let the stores land.
-            await drive(client, gateway_url, [chat(p) for p in stored], 8)
-            await asyncio.sleep(1.0)
-            _, offset = gateway_times(log, offset, "")
-            rewordings = [f"Can you tell me {p[0].lower()}{p[1:]}" for p in stored]
-            for name, texts in (("exact hit", stored), ("semantic hit", rewordings)):
-                results, wall = await drive(
-                    client, gateway_url, [chat(p) for p in texts], concurrency
-                )
-                server, offset = gateway_times(log, offset, "HIT")
-                hits = [(ms, s) for ms, s in results if s == "HIT"]
-                row = _row(name, concurrency, hits, wall, server)
-                row.statuses = _count(results)
-                rows.append(row)
+    direct_url = f"{upstream}/v1/chat/completions"
+    gateway_url = f"{gateway}/bench/v1/chat/completions"
+    # Warm both paths (connections, the model's first calls).
+    await drive(direct_url, [chat(f"warm {i}") for i in range(20)], 4)
+    await drive(gateway_url, [chat(f"warm-up question {i}") for i in range(20)], 4)
+    await asyncio.sleep(0.5)
+    _, offset = gateway_times(log, 0, "")
+    prompts = [t.format(s) for t in TEMPLATES for s in SUBJECTS]
+    for concurrency in (1, 32):
+        n = args.n if concurrency == 1 else min(len(prompts) // 2, args.n * 2)
+        tag = f"c{concurrency}"
+        fresh = [f"{p} ({tag} {i})" for i, p in enumerate(prompts[:n])]
+        stored = [f"{p} [{tag}]" for p in prompts[n : 2 * n]]
+        phases: list[tuple[str, str, list[bytes], str]] = [
+            ("direct (fake upstream)", direct_url, [chat(p) for p in fresh], "-"),
+            ("miss", gateway_url, [chat(p) for p in fresh], "MISS"),
+        ]
+        for name, url, bodies, status in phases:
+            results, wall = await drive(url, bodies, concurrency)
+            await asyncio.sleep(0.3)
+            server, offset = gateway_times(log, offset, status)
+            rows.append(_row(name, concurrency, results, wall, server))
+        # Fill the cache for the hit phases, then let the stores land.
+        await drive(gateway_url, [chat(p) for p in stored], 8)
+        await asyncio.sleep(1.0)
+        _, offset = gateway_times(log, offset, "")
+        rewordings = [f"Can you tell me {p[0].lower()}{p[1:]}" for p in stored]
+        for name, texts in (("exact hit", stored), ("semantic hit", rewordings)):
+            results, wall = await drive(gateway_url, [chat(p) for p in texts], concurrency)
+            await asyncio.sleep(0.3)  # the gateway's log lines land
+            server, offset = gateway_times(log, offset, "HIT")
+            hits = [(ms, s) for ms, s in results if s == "HIT"]
+            row = _row(name, concurrency, hits, wall, server)
+            row.statuses = _count(results)
+            rows.append(row)
     return rows
 
 
@@ -280,7 +321,7 @@ def main() -> None:
             "",
             "Produced by `benchmarks/bench_gateway.py` "
             f"(`--n {args.n} --http {args.http} --loop {args.loop}`). Client-side times "
-            "include the httpx client; *gateway p50* is the gateway's own time per request "
+            "include a minimal HTTP client; *gateway p50* is the gateway's own time per request "
             "(from its log line). Semantic hits are rewordings never seen before, so each "
             "one computes its embedding; only requests that hit are timed.",
             "",
