@@ -339,15 +339,24 @@ class _OnnxModel:
 def _chunks(
     order: npt.NDArray[np.intp], lengths: npt.NDArray[np.int_], batch: int
 ) -> list[npt.NDArray[np.intp]]:
-    """Consecutive runs of `order` (ascending length) of at most `batch` texts and
-    `_TOKEN_BUDGET` padded tokens, so that a few long texts do not pad many short ones
-    (and a batch's activations stay small enough for the CPU caches)."""
-    chunks, start = [], 0
-    for end in range(1, len(order) + 1):
-        width = lengths[order[end - 1]]
-        if end - start > batch or (end - start > 1 and (end - start) * width > _TOKEN_BUDGET):
-            chunks.append(order[start : end - 1])
-            start = end - 1
+    """Cut `order` (ascending length) into model calls that waste little on padding.
+
+    A call holds at most `batch` texts and `_TOKEN_BUDGET` padded tokens, and
+    closes early once it has 8 texts and padding would exceed a quarter of its
+    tokens: the per-token cost is flat from about 8 texts up, so smaller, tighter
+    calls are cheaper than wide ones padded to a few long texts.
+    """
+    chunks, start, tokens = [], 0, 0
+    for end, i in enumerate(order):
+        n, width = end - start, int(lengths[i])
+        if n and (
+            n >= batch
+            or (n + 1) * width > _TOKEN_BUDGET
+            or (n >= 8 and (n + 1) * width > 1.25 * (tokens + width))
+        ):
+            chunks.append(order[start:end])
+            start, tokens = end, 0
+        tokens += width
     chunks.append(order[start:])
     return chunks
 
