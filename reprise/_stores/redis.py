@@ -75,6 +75,7 @@ HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_RUNTIME = 100
 
 _RETURN = ("partition", "prompt", "response", "created_at", "expires_at", "meta", "dist")
+_REQUIRED = frozenset({"partition", "prompt", "response"})
 _CLEAR_BATCH = 1000
 _URL_OPTIONS = frozenset({"prefix", "index_name", "timeout", "ef_runtime"})
 
@@ -135,6 +136,8 @@ class RedisStore:
         if not fields:
             return None
         row = _pairs(fields)
+        if not row.keys() >= _REQUIRED:  # not one of ours (a foreign key under the prefix)
+            return None
         entry = _entry(entry_id, row, with_vector=True)
         return entry if _live(entry) else None
 
@@ -339,7 +342,7 @@ def _matches(
 ) -> list[Match]:
     out: list[Match] = []
     for key, row in rows:
-        if "prompt" not in row:  # the key vanished (expired) between index and read
+        if not row.keys() >= _REQUIRED:  # the key vanished (expired) between index and read
             continue
         distance = max(0.0, float(row["dist"]))
         entry = _entry(key.decode()[len(prefix) :], row, with_vector=False)
