@@ -1,0 +1,327 @@
+"""Redis store vs embedded store: lookup latency and near-duplicate recall.
+
+    .venv/bin/python benchmarks/bench_redis.py            # 10k and 100k, writes benchmarks/redis.md
+    .venv/bin/python benchmarks/bench_redis.py --embed-only
+
+The corpus is real text: every question of QQP dev, the sentences of STS-B,
+SICK and MRPC, and (to reach 100k) pairs of QQP questions joined into one
+two-question prompt, which is how users often write. The queries are the
+second questions of QQP duplicate pairs whose first question is cached and
+which are themselves left out of the index: each query has a true near
+duplicate in the store, the case a semantic cache exists for.
+
+Recall@k is measured against exact brute-force search over the same vectors
+(numpy), so it is the store's ANN recall, not the embedder's quality. All
+entries share one partition, the worst case for the partition pre-filter.
+Embeddings are cached under benchmarks/.cache/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.redis_server
+
+from reprise._bench.vectors import fingerprint
+from reprise._embedders.local import LocalEmbedder  # before usearch (see reprise._stores._index)
+from reprise._protocols import Entry, VectorStore
+from reprise._request import prompt_key
+from reprise._stores.embedded import EmbeddedStore
+from reprise._stores.redis import RedisStore
+from tests.redis_server import ValkeyServer
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path("/work/shared/data")
+CACHE = ROOT / "benchmarks" / ".cache"
+QUERIES = 1000
+SEED = 7
+CHUNK = 4096
+Array = np.ndarray[Any, np.dtype[Any]]
+NOTES = ""
+
+
+def _qqp() -> tuple[list[str], list[tuple[str, str]]]:
+    texts: dict[str, None] = {}
+    dups: list[tuple[str, str]] = []
+    with (DATA / "qqp_dev.jsonl").open() as f:
+        for line in f:
+            row = json.loads(line)
+            a, b = row["text_a"].strip(), row["text_b"].strip()
+            texts[a] = texts[b] = None
+            if row["label"] == 1 and a != b:
+                dups.append((a, b))
+    return list(texts), dups
+
+
+def _tsv_columns(path: Path, columns: Sequence[int], skip_header: bool) -> list[str]:
+    out: list[str] = []
+    with path.open(encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if skip_header:
+            next(reader, None)
+        for row in reader:
+            out.extend(row[c].strip() for c in columns if c < len(row) and row[c].strip())
+    return out
+
+
+def _other_sentences() -> list[str]:
+    return [
+        *_tsv_columns(DATA / "stsb" / "sts-train.csv", (5, 6), False),
+        *_tsv_columns(DATA / "stsb" / "sts-dev.csv", (5, 6), False),
+        *_tsv_columns(DATA / "sick" / "SICK_train.txt", (1, 2), True),
+        *_tsv_columns(DATA / "sick" / "SICK_trial.txt", (1, 2), True),
+        *_tsv_columns(DATA / "mrpc" / "msr_paraphrase_train.txt", (3, 4), True),
+    ]
+
+
+def corpus(size: int) -> tuple[list[str], list[str]]:
+    """`size` texts to index and the queries; query i is a duplicate of text i."""
+    rng = random.Random(SEED)
+    questions, dups = _qqp()
+    rng.shuffle(dups)
+    seen: set[str] = set()
+    pairs: list[tuple[str, str]] = []
+    for a, b in dups:  # one query per cached question, no text on both sides
+        if a not in seen and b not in seen:
+            pairs.append((a, b))
+            seen.update((a, b))
+        if len(pairs) == QUERIES:
+            break
+    queries = {b for _, b in pairs}
+    targets = [a for a, _ in pairs]
+    pool = [t for t in dict.fromkeys([*questions, *_other_sentences()]) if t not in seen]
+    rng.shuffle(pool)
+    while len(pool) + len(targets) < size:  # two-question prompts, from real questions
+        a, b = rng.sample(questions, 2)
+        if a not in queries and b not in queries:
+            pool.append(f"{a} {b}")
+    texts = targets + pool[: size - len(targets)]
+    return texts, [b for _, b in pairs]
+
+
+def embed(texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Embeddings of `texts` with the local model, memoised on disk by text.
+
+    Texts another benchmark already embedded with the same model (its memo in
+    benchmarks/.cache/vectors-<model>.npz) are taken from there. The rest are
+    embedded in chunks saved as they finish, so a long first run can resume,
+    and sorted by length, since a batch is padded to its longest text.
+    """
+    embedder = LocalEmbedder(threads=2, max_batch=128)
+    name = f"vectors-{fingerprint(embedder)}.npz"
+    mine = CACHE / "bench_redis" / name
+    memo = _load_memo(mine)
+    pending = sorted(set(texts), key=len)
+    done = 0
+    while True:
+        memo.update(_load_memo(CACHE / name))  # the other benchmark may have saved meanwhile
+        pending = [t for t in pending if _text_key(t) not in memo]
+        if not pending:
+            break
+        chunk = pending[:CHUNK]
+        vectors = asyncio.run(_embed(embedder, chunk))
+        memo.update(zip(map(_text_key, chunk), vectors, strict=True))
+        _save_memo(mine, memo)
+        done += len(chunk)
+        print(f"embedded {done}, {len(pending) - len(chunk)} to go", file=sys.stderr, flush=True)
+    asyncio.run(embedder.aclose())
+    return np.stack([memo[_text_key(t)] for t in texts]).astype(np.float32)
+
+
+def _text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()[:16]  # as reprise._bench.vectors keys them
+
+
+def _load_memo(path: Path) -> dict[bytes, Array]:
+    if not path.is_file():
+        return {}
+    with np.load(path) as saved:
+        return {bytes(k): v for k, v in zip(saved["keys"], saved["vectors"], strict=True)}
+
+
+def _save_memo(path: Path, memo: dict[bytes, Array]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, keys=np.array(list(memo), dtype="S16"), vectors=np.stack(list(memo.values())))
+    tmp.replace(path)
+
+
+async def _embed(embedder: LocalEmbedder, texts: list[str]) -> Array:
+    chunks = [await embedder.embed(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+PARTITION = "bench"
+EF_SWEEP = (10, 20, 50, 100, 200)
+K = 5
+
+
+def entries(texts: list[str], vectors: Array) -> list[Entry]:
+    return [
+        Entry(prompt_key(PARTITION, t), PARTITION, t, f"answer {i}", vectors[i], created_at=1.0)
+        for i, t in enumerate(texts)
+    ]
+
+
+async def load(store: VectorStore, items: list[Entry]) -> float:
+    """Upsert everything, 64 at a time (replicas write concurrently too); seconds taken."""
+    t0 = time.perf_counter()
+    for i in range(0, len(items), 64):
+        await asyncio.gather(*(store.upsert(e) for e in items[i : i + 64]))
+    return time.perf_counter() - t0
+
+
+def truth(vectors: Array, queries: Array, k: int) -> Array:
+    """Exact top-k by brute force (cosine distance on unit vectors)."""
+    return np.argsort(-(queries @ vectors.T), axis=1)[:, :k]
+
+
+async def measure(
+    store: VectorStore, items: list[Entry], queries: Array, exact: Array
+) -> dict[str, float]:
+    """p50/p99 of exact `get` and semantic `search` (ms, one at a time) and recall@1/@K."""
+    index = {e.id: i for i, e in enumerate(items)}
+    ids = [items[i].id for i in random.Random(SEED).sample(range(len(items)), len(queries))]
+    get_ms = []
+    for entry_id in ids:
+        t0 = time.perf_counter()
+        assert await store.get(entry_id) is not None
+        get_ms.append((time.perf_counter() - t0) * 1e3)
+    search_ms, hit1, hitk = [], 0, 0
+    for q, row in zip(queries, exact, strict=True):
+        t0 = time.perf_counter()
+        matches = await store.search(q, PARTITION, k=K, max_distance=2.0)
+        search_ms.append((time.perf_counter() - t0) * 1e3)
+        found = [index[m.entry.id] for m in matches]
+        hit1 += bool(found) and found[0] == row[0]
+        hitk += len(set(found) & set(row[:K]))
+    n = len(queries)
+    return {
+        "get_p50": float(np.percentile(get_ms, 50)),
+        "get_p99": float(np.percentile(get_ms, 99)),
+        "search_p50": float(np.percentile(search_ms, 50)),
+        "search_p99": float(np.percentile(search_ms, 99)),
+        "recall1": hit1 / n,
+        "recallk": hitk / (n * K),
+    }
+
+
+async def redis_memory(url: str, store: RedisStore, n: int) -> dict[str, float]:
+    """Bytes per entry: the hash (MEMORY USAGE, sampled) and the index (FT.INFO)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{store.prefix}*", count=1000)][:500]
+        sizes = [await client.memory_usage(k, samples=0) or 0 for k in keys]
+        info = await client.ft(store.index_name).info()
+    finally:
+        await client.aclose()
+    index_mb = float(info["total_index_memory_sz_mb"]) + float(info["vector_index_sz_mb"])
+    return {"hash_bytes": float(np.mean(sizes)), "index_bytes": index_mb * 2**20 / n}
+
+
+async def run_size(
+    url: str, texts: list[str], vectors: Array, query_vectors: Array, m_values: Sequence[int]
+) -> list[dict[str, Any]]:
+    size = len(texts)
+    items = entries(texts, vectors)
+    exact = truth(vectors, query_vectors, K)
+    rows: list[dict[str, Any]] = []
+    embedded = EmbeddedStore(":memory:")
+    await embedded.open(vectors.shape[1])
+    seconds = await load(embedded, items)
+    rows.append({"store": "embedded (usearch)", "size": size, "load_s": seconds,
+                 **await measure(embedded, items, query_vectors, exact)})  # fmt: skip
+    await embedded.aclose()
+    for m in m_values:
+        store = RedisStore(url, prefix=f"bench{size}m{m}:", timeout=30.0, m=m)
+        await store.open(vectors.shape[1])
+        await store.clear()
+        seconds = await load(store, items)
+        memory = await redis_memory(url, store, size)
+        for ef in EF_SWEEP:
+            store.ef_runtime = ef
+            result = await measure(store, items, query_vectors, exact)
+            rows.append({"store": f"redis M={m} EF_RUNTIME={ef}", "size": size,
+                         "load_s": seconds, **result, **memory})  # fmt: skip
+            print(_row(rows[-1]), file=sys.stderr)
+        await store.clear()
+        await store.aclose()
+    return rows
+
+
+def _row(r: dict[str, Any]) -> str:
+    memory = (
+        f"{r['hash_bytes']:.0f} + {r['index_bytes']:.0f}" if "hash_bytes" in r else "in process"
+    )
+    return (
+        f"| {r['store']} | {r['size']:,} | {r['get_p50']:.2f} | {r['get_p99']:.2f} "
+        f"| {r['search_p50']:.2f} | {r['search_p99']:.2f} | {r['recall1']:.4f} "
+        f"| {r['recallk']:.4f} | {r['load_s']:.0f} | {memory} |"
+    )
+
+
+def report(rows: list[dict[str, Any]], queries: int) -> str:
+    head = (
+        "| store | entries | get p50 ms | get p99 ms | search p50 ms | search p99 ms "
+        f"| recall@1 | recall@{K} | load s | bytes/entry (hash + index) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    return (
+        "# Redis store vs embedded store\n\n"
+        "Produced by `.venv/bin/python benchmarks/bench_redis.py` (Valkey 9 + RediSearch 2.10 "
+        "from the test wheels, on this machine, over loopback TCP). "
+        f"{queries} near-duplicate queries (QQP duplicates whose partner is cached), "
+        f"k={K}, one partition; recall against exact brute-force search on the same "
+        "all-MiniLM-L6-v2 vectors. Latencies are per call, one call at a time, client "
+        "included (redis-py asyncio; the embedded store in process).\n\n"
+        + head
+        + "\n".join(_row(r) for r in rows)
+        + "\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--embed-only", action="store_true")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--m", default="16", help="HNSW M values to build, comma-separated")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    # Smaller corpora are prefixes of the largest one, so one embedding run serves all.
+    texts, queries = corpus(max(sizes))
+    t0 = time.perf_counter()
+    vectors, query_vectors = embed(texts), embed(queries)
+    print(f"embedded {len(texts)} texts in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    if args.embed_only:
+        return
+    server = ValkeyServer().start()
+    try:
+        rows: list[dict[str, Any]] = []
+        for size in sizes:
+            m_values = [int(m) for m in args.m.split(",")]
+            rows += asyncio.run(
+                run_size(server.url, texts[:size], vectors[:size], query_vectors, m_values)
+            )
+    finally:
+        server.close()
+    text = report(rows, len(queries))
+    print(text)
+    (ROOT / "benchmarks" / "redis.md").write_text(text + NOTES)
+
+
+if __name__ == "__main__":
+    main()
