@@ -603,6 +603,13 @@ class Gateway:
     async def _passthrough(
         self, ex: Exchange, receive: Receive, api: Api, suffix: str, caller: Caller
     ) -> None:
+        # An API's inbound policies run for every operation, as in APIM: the rate
+        # limits cover the proxied paths too; a lookup has nothing to look up here.
+        limits = [p for p in api.inbound if isinstance(p, RateLimit | RateLimitByKey)]
+        if limits:
+            ctx = self._context(ex.scope, api, caller)
+            for policy in limits:
+                await self._rate_limit(ex, policy, api, ctx, caller)
         url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
         headers = self._upstream_headers(ex.scope, api, identity=False)
         length = _header(ex.scope, b"content-length")

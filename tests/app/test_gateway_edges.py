@@ -141,6 +141,14 @@ async def test_rate_limit_counts_misses_only(gateway_client: httpx.AsyncClient) 
     assert (await post(gateway_client, chat("Rate limited question one"), api="rl")).is_success
 
 
+async def test_rate_limit_covers_proxied_paths_too(gateway_client: httpx.AsyncClient) -> None:
+    headers = {**KEY, "x-team": "green"}
+    first = await gateway_client.get("/rlk/v1/models", headers=headers)
+    second = await gateway_client.get("/rlk/v1/models", headers=headers)
+    assert first.status_code == 200
+    assert_openai_error(second, 429)
+
+
 async def test_rate_limit_by_key_counts_per_key(gateway_client: httpx.AsyncClient) -> None:
     async def ask(prompt: str, team: str) -> int:
         response = await post(gateway_client, chat(prompt), api="rlk", headers={"x-team": team})
