@@ -97,7 +97,6 @@ class Caller:
     """Who is calling: their subscription, or a hash of their credential."""
 
     subscription: Subscription | None = None
-    key_header: bytes | None = None  # the header that carried the subscription key
     credential_hash: str = ""
 
 
@@ -287,10 +286,10 @@ class Gateway:
         """The caller; with subscriptions configured, an unknown key is a 401."""
         presented = _credentials(scope)
         if self.config.subscriptions:
-            for name, key in presented:
+            for _, key in presented:
                 subscription = self.config.subscription_for_key(key)
                 if subscription is not None:
-                    return Caller(subscription, name)
+                    return Caller(subscription)
             raise unauthorized()
         # Partition by the credential the backend would see: the bearer token or api-key.
         credential = next((k for n, k in presented if n != b"ocp-apim-subscription-key"), "")
