@@ -4,6 +4,8 @@ Everything public is importable from here; the modules behind it are private.
 """
 
 from reprise._cache import Decision, Hit, Lookup, SemanticCache, ThresholdVerifier, Verifier
+from reprise._embedders.local import LocalEmbedder, TokenEmbeddings
+from reprise._embedders.remote import RemoteEmbedder
 from reprise._exceptions import (
     CacheError,
     ConfigError,
@@ -29,14 +31,17 @@ __all__ = [
     "Entry",
     "Hit",
     "IndexMismatch",
+    "LocalEmbedder",
     "Lookup",
     "Match",
+    "RemoteEmbedder",
     "RepriseError",
     "RequestError",
     "SemanticCache",
     "StoreError",
     "StoreUnavailable",
     "ThresholdVerifier",
+    "TokenEmbeddings",
     "VectorStore",
     "Verifier",
 ]

@@ -27,6 +27,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+# Imported with this module, not when a model is opened: onnxruntime segfaults
+# when first imported after usearch (the embedded store's index), and
+# `import reprise` loads this module, so ONNX Runtime always comes first.
+import onnxruntime as ort
+
 from reprise._exceptions import EmbedderError
 from reprise._protocols import Vector
 
@@ -256,7 +261,6 @@ class _OnnxModel:
     """Tokenizer + ORT session + numpy pooling; synchronous, run on the worker thread."""
 
     def __init__(self, spec: ModelSpec, onnx_path: Path, threads: int, batch: int) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.spec = spec
@@ -298,7 +302,8 @@ class _OnnxModel:
                     _token_embeddings(encodings[i], token_vectors[i], sentences[i])
                     for i in range(start, end)
                 ]
-            results.append(_Result(sentences[start:end], tokens))
+            # A copy: each caller owns its array, not a view into others' batch.
+            results.append(_Result(sentences[start:end].copy(), tokens))
             start = end
         return results
 

@@ -156,6 +156,18 @@ def test_serving_never_imports_torch(onnx_ready: None) -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_onnxruntime_survives_the_embedded_store_loaded_first(onnx_ready: None) -> None:
+    """onnxruntime segfaults if first imported after usearch; importing reprise prevents it."""
+    code = (
+        "import asyncio\n"
+        "import reprise._stores.embedded, usearch.index\n"
+        "from reprise import LocalEmbedder\n"
+        "print(asyncio.run(LocalEmbedder().embed(['x'])).shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stdout.strip()) == (0, "(1, 384)"), out.stderr[-500:]
+
+
 async def test_satisfies_the_protocol(embedder: LocalEmbedder) -> None:
     assert isinstance(embedder, Embedder)
     assert embedder.dims == 384
