@@ -32,17 +32,22 @@ def import_from_string(path: str) -> Any:
         raise ConfigError(f"cannot import {path!r}: {exc}") from exc
 
 
-def make_embedder(spec: str | Embedder) -> Embedder:
-    """`"local"`, a model directory path, an embeddings URL, or an Embedder object."""
+def make_embedder(spec: str | Embedder, **options: Any) -> Embedder:
+    """`"local"`, a model directory path, an embeddings URL, or an Embedder object.
+
+    `options` go to the embedder's constructor: `headers=`, `model=`, `dims=`,
+    `timeout=` for a URL (`RemoteEmbedder`); `threads=`, `cache_dir=` for the
+    local model (`LocalEmbedder`).
+    """
     if not isinstance(spec, str):
         return spec
     if spec.startswith(("http://", "https://")):
         cls = import_from_string(EMBEDDERS["remote"])
-        return cls(spec)  # type: ignore[no-any-return]
+        return cls(spec, **options)  # type: ignore[no-any-return]
     cls = import_from_string(EMBEDDERS["local"])
     if spec == "local":
-        return cls()  # type: ignore[no-any-return]
-    return cls(model_dir=Path(spec))  # type: ignore[no-any-return]
+        return cls(**options)  # type: ignore[no-any-return]
+    return cls(model_dir=Path(spec), **options)  # type: ignore[no-any-return]
 
 
 def make_store(spec: str | Path | VectorStore) -> VectorStore:

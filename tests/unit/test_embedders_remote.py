@@ -271,3 +271,17 @@ async def test_semantic_cache_learns_remote_dims_on_open() -> None:
     assert hit is not None
     assert hit.response == "Paris"
     assert server.bodies()[0]["input"] == ["dimensions probe"]
+
+
+async def test_make_embedder_passes_options_to_the_remote_embedder() -> None:
+    from reprise._backends import make_embedder
+
+    server = Server(dims=5)
+    emb = make_embedder(
+        AZURE, headers={"api-key": KEY}, dims=5, transport=httpx.MockTransport(server)
+    )
+    assert isinstance(emb, RemoteEmbedder)
+    assert emb.dims == 5
+    await emb.embed(["x"])
+    await emb.aclose()
+    assert server.requests[0].headers["api-key"] == KEY
