@@ -63,7 +63,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
-from reprise._exceptions import IndexMismatch, StoreError, StoreUnavailable
+from reprise._exceptions import ConfigError, IndexMismatch, StoreError, StoreUnavailable
 from reprise._protocols import Entry, Match, Vector
 
 T = TypeVar("T")
@@ -107,11 +107,16 @@ class RedisStore:
         url, options = split_url(url)
         prefix = options.get("prefix", prefix)
         if not prefix:
-            raise ValueError("prefix must not be empty: the index would cover every key")
-        timeout = float(options.get("timeout", timeout))
+            raise ConfigError(
+                "the Redis key prefix must not be empty: the index would cover every key"
+            )
+        try:
+            timeout = float(options.get("timeout", timeout))
+            self.ef_runtime = int(options.get("ef_runtime", ef_runtime))
+        except ValueError as exc:
+            raise ConfigError(f"invalid option in the Redis URL: {exc}") from exc
         self.prefix = prefix
         self.index_name = options.get("index_name") or index_name or f"{prefix}idx"
-        self.ef_runtime = int(options.get("ef_runtime", ef_runtime))
         self.m = m
         self.ef_construction = ef_construction
         self._client: aioredis.Redis = aioredis.Redis.from_url(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from reprise._exceptions import ConfigError
 from reprise._stores.redis import RedisStore, split_url
 
 
@@ -26,3 +29,9 @@ def test_without_options_the_defaults_hold() -> None:
     store = RedisStore("redis://127.0.0.1:1/0")
 
     assert (store.prefix, store.index_name) == ("reprise:", "reprise:idx")
+
+
+@pytest.mark.parametrize("query", ["prefix=", "timeout=soon", "ef_runtime=1.5"])
+def test_a_bad_url_option_is_a_config_error(query: str) -> None:
+    with pytest.raises(ConfigError):
+        RedisStore(f"redis://127.0.0.1:1/0?{query}")
