@@ -25,16 +25,29 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from reprise._backends import import_from_string
 from reprise._cache import Hit
 from reprise._exceptions import CacheError, RequestError
 from reprise._gateway import sse
+from reprise._gateway.asgi import (
+    ClientGone,
+    Exchange,
+    Receive,
+    Scope,
+    Send,
+    bearer,
+    body_chunks,
+    cache_control,
+    credentials,
+    header,
+    parse_json,
+    read_body,
+)
 from reprise._gateway.caches import CacheSlot, make_slots
 from reprise._gateway.config import Api, GatewayConfig, Subscription
 from reprise._gateway.errors import (
@@ -64,7 +77,7 @@ from reprise._gateway.proxy import (
     upstream_headers,
     upstream_url,
 )
-from reprise._gateway.ratelimit import MemoryRateLimiter, RateLimiter
+from reprise._gateway.ratelimit import RateLimiter, limiter_for
 from reprise._gateway.trace import Trace, log_request, wants_trace
 from reprise._request import (
     Endpoint,
@@ -73,11 +86,6 @@ from reprise._request import (
     over_message_limit,
     partition_key,
 )
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 logger = logging.getLogger("reprise.gateway")
 
@@ -110,60 +118,6 @@ class Pending:
     may_store: bool = False
 
 
-class ClientGone(Exception):
-    """The client disconnected before sending its whole request."""
-
-
-class Exchange:
-    """One request and its response: what was sent, what to log, the trace."""
-
-    __slots__ = (
-        "api",
-        "cache_status",
-        "log",
-        "scope",
-        "score",
-        "send",
-        "started",
-        "status",
-        "trace",
-    )
-
-    def __init__(self, scope: Scope, send: Send, trace: Trace) -> None:
-        self.scope = scope
-        self.send = send
-        self.trace = trace
-        self.api: Api | None = None
-        self.cache_status: str | None = None  # None: not a cached API, no header
-        self.score: float | None = None
-        self.status = 0
-        self.started = False
-        self.log: dict[str, Any] = {}
-
-    async def start(self, status: int, headers: Headers) -> None:
-        extra: Headers = []
-        if self.cache_status is not None:
-            extra.append((b"x-cache-status", self.cache_status.encode()))
-        if self.score is not None:
-            extra.append((b"x-cache-score", f"{self.score:.4f}".encode()))
-        self.status, self.started = status, True
-        message = {"type": "http.response.start", "status": status}
-        message["headers"] = [*headers, *extra, *self.trace.header()]
-        await self.send(message)
-
-    async def body(self, data: bytes, *, more: bool) -> None:
-        await self.send({"type": "http.response.body", "body": data, "more_body": more})
-
-    async def respond(self, status: int, headers: Headers, body: bytes) -> None:
-        length = (b"content-length", str(len(body)).encode())
-        await self.start(status, [*headers, length])
-        await self.body(body, more=False)
-
-    async def error(self, exc: GatewayError) -> None:
-        self.log["error"] = exc.message
-        await self.respond(exc.status, [*JSON_HEADERS, *exc.headers], exc.body())
-
-
 class Gateway:
     """The ASGI app. Lifespan startup opens the upstream pool and the caches."""
 
@@ -171,7 +125,7 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.slots = make_slots(config)
-        self.limiter: RateLimiter = limiter or _limiter_for(config)
+        self.limiter: RateLimiter = limiter or limiter_for(config.cache.url)
         self.budget = config.cache.lookup_budget_ms / 1e3
         self._upstream: Upstream | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -241,7 +195,7 @@ class Gateway:
     # -- one request
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        trace = Trace(wants_trace(_header(scope, b"x-reprise-trace")))
+        trace = Trace(wants_trace(header(scope, b"x-reprise-trace")))
         ex = Exchange(scope, send, trace)
         try:
             await self._route(ex, receive)
@@ -284,7 +238,7 @@ class Gateway:
 
     def _authenticate(self, scope: Scope) -> Caller:
         """The caller; with subscriptions configured, an unknown key is a 401."""
-        presented = _credentials(scope)
+        presented = credentials(scope)
         if self.config.subscriptions:
             for _, key in presented:
                 subscription = self.config.subscription_for_key(key)
@@ -307,8 +261,8 @@ class Gateway:
         endpoint: Endpoint,
         caller: Caller,
     ) -> None:
-        body = await _read_body(receive, ex.scope, self.config.max_body_bytes)
-        payload = _parse_json(body)
+        body = await read_body(receive, ex.scope, self.config.max_body_bytes)
+        payload = parse_json(body)
         stream = payload.get("stream") is True
         ex.log.update(endpoint=endpoint, stream=stream)
         pending = Pending()
@@ -366,7 +320,7 @@ class Gateway:
             vary_by=vary,
             attachments=prompt.attachments,
         )
-        directives = _cache_control(ex.scope)
+        directives = cache_control(ex.scope)
         slot = self.slots[policy.embeddings_backend_id]
         pending.text, pending.partition, pending.slot = prompt.text, partition, slot
         pending.may_store = "no-store" not in directives
@@ -611,14 +565,14 @@ class Gateway:
                 await self._rate_limit(ex, policy, api, ctx, caller)
         url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
         headers = self._upstream_headers(ex.scope, api, identity=False)
-        length = _header(ex.scope, b"content-length")
+        length = header(ex.scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.config.max_body_bytes:
             raise too_large(self.config.max_body_bytes)
         content: bytes | AsyncIterator[bytes] = b""
-        if length is not None or _header(ex.scope, b"transfer-encoding") is not None:
+        if length is not None or header(ex.scope, b"transfer-encoding") is not None:
             if length is not None:
                 headers.append((b"content-length", length))
-            content = _body_chunks(receive, self.config.max_body_bytes)
+            content = body_chunks(receive, self.config.max_body_bytes)
         response = await self._send_upstream(ex, api, url, headers, content)
         try:
             await ex.start(
@@ -670,7 +624,7 @@ class Gateway:
         if name == b"api-key":
             return self.config.subscription_for_key(value.decode("latin-1")) is not None
         if name == b"authorization":
-            token = _bearer(value)
+            token = bearer(value)
             return token is not None and self.config.subscription_for_key(token) is not None
         return False
 
@@ -701,48 +655,6 @@ class Gateway:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _limiter_for(config: GatewayConfig) -> RateLimiter:
-    """Counters in Redis when the cache is, so that replicas share their limits."""
-    url = config.cache.url
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        redis_limiter = import_from_string("reprise._stores.redis_ratelimit:RedisRateLimiter")
-        limiter: RateLimiter = redis_limiter(url)  # counters under the store's prefix
-        return limiter
-    return MemoryRateLimiter()
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None
-
-
-def _bearer(value: bytes) -> str | None:
-    scheme, _, token = value.decode("latin-1").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def _credentials(scope: Scope) -> list[tuple[bytes, str]]:
-    """The keys a client presented, with the header each came in."""
-    found: list[tuple[bytes, str]] = []
-    for name, value in scope["headers"]:
-        if name in (b"api-key", b"ocp-apim-subscription-key"):
-            found.append((name, value.decode("latin-1").strip()))
-        elif name == b"authorization":
-            token = _bearer(value)
-            if token is not None:
-                found.append((name, token))
-    return found
-
-
-def _cache_control(scope: Scope) -> set[str]:
-    value = _header(scope, b"cache-control")
-    if value is None:
-        return set()
-    return {d.strip().lower() for d in value.decode("latin-1").split(",")}
-
-
 def _endpoint(method: str, suffix: str) -> Endpoint | None:
     """The cached endpoint a request is for, or None for everything proxied as is."""
     if method != "POST":
@@ -755,46 +667,6 @@ def _endpoint(method: str, suffix: str) -> Endpoint | None:
     if path.endswith("/responses"):
         return "responses"
     return None
-
-
-async def _read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
-    length = _header(scope, b"content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large(limit)
-    chunks = [chunk async for chunk in _body_chunks(receive, limit)]
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-def _parse_json(body: bytes) -> dict[str, Any]:
-    if not body:
-        raise GatewayError(
-            400, "the request body is empty; send a JSON object", code="invalid_json"
-        )
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise GatewayError(
-            400, f"the request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
-    if not isinstance(payload, dict):
-        raise GatewayError(400, "the request body must be a JSON object", code="invalid_json")
-    return payload
 
 
 async def _read_upstream(response: httpx.Response) -> bytes:

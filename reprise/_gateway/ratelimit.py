@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from reprise._backends import import_from_string
+
 
 class RateLimiter(Protocol):
     async def hit(self, key: str, calls: int, period: float) -> tuple[bool, float]:
@@ -44,3 +46,12 @@ class MemoryRateLimiter:
             return
         self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
         self._next_sweep = now + 60.0
+
+
+def limiter_for(cache_url: str) -> RateLimiter:
+    """Counters in Redis when the cache is, so that replicas share their limits."""
+    if cache_url.startswith(("redis://", "rediss://", "unix://")):
+        redis_limiter = import_from_string("reprise._stores.redis_ratelimit:RedisRateLimiter")
+        limiter: RateLimiter = redis_limiter(cache_url)  # counters under the store's prefix
+        return limiter
+    return MemoryRateLimiter()
