@@ -219,6 +219,8 @@ class LocalEmbedder:
         loop = asyncio.get_running_loop()
         while self._pending:
             jobs = self._take()
+            if not jobs:  # all of them cancelled while queued
+                continue
             results: Sequence[_Result | EmbedderError]
             try:
                 results = await loop.run_in_executor(self._executor, self._model.run, jobs)

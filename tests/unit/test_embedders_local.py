@@ -243,6 +243,18 @@ async def test_a_cancelled_caller_does_not_disturb_others(embedder: LocalEmbedde
     np.testing.assert_allclose(vector, (await embedder.embed(["kept"]))[0], atol=1e-6)
 
 
+async def test_a_queue_of_cancelled_calls_runs_no_model_call(
+    embedder: LocalEmbedder, counting_runs: list[int]
+) -> None:
+    doomed = asyncio.ensure_future(embedder.embed(["doomed"]))
+    await asyncio.sleep(0)  # queued; the worker has not taken it yet
+    doomed.cancel()
+    await asyncio.sleep(0.01)
+    assert counting_runs == []
+    assert (await embedder.embed(["alive"])).shape == (1, 384)
+    assert counting_runs == [1]
+
+
 async def test_model_failure_becomes_embedder_error(
     embedder: LocalEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
