@@ -59,6 +59,7 @@ class _Index(Protocol):
     def add(self, labels: Labels, vectors: Vector) -> None: ...
     def remove(self, label: int) -> None: ...
     def search(self, vector: Vector, count: int) -> tuple[Labels, Distances]: ...
+    def labels(self) -> Labels: ...
 
 
 class ExactIndex:
@@ -100,6 +101,9 @@ class ExactIndex:
         nearest = np.argpartition(distances, count - 1)[:count] if count < n else np.arange(n)
         nearest = nearest[np.argsort(distances[nearest], kind="stable")]
         return self._labels[nearest], distances[nearest]
+
+    def labels(self) -> Labels:
+        return self._labels[: len(self._row)].copy()
 
     def items(self) -> tuple[Labels, Vector]:
         n = len(self._row)
@@ -199,6 +203,9 @@ class PartitionIndex:
 
     def search(self, vector: Vector, count: int) -> tuple[Labels, Distances]:
         return self._impl.search(vector, count)
+
+    def labels(self) -> Labels:
+        return self._impl.labels()
 
     def wants_upgrade(self) -> bool:
         return self._journal is None and not self.is_ann and len(self) > self.params.threshold

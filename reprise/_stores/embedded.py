@@ -176,8 +176,8 @@ class EmbeddedStore:
         if partition is None:
             self._forget_everything()
         elif partition in self._partitions:
-            ids = [i for i, row in self._rows.items() if row.partition == partition]
-            for entry_id in ids:
+            labels = self._partitions[partition].labels().tolist()
+            for entry_id in [self._ids[label] for label in labels]:
                 self._forget(entry_id)
         return count
 
