@@ -218,9 +218,8 @@ class Gateway:
             return
         if path == "/healthz" and method == "GET":
             caches = {name: slot.error or "open" for name, slot in self.slots.items()}
-            await ex.respond(
-                200, JSON_HEADERS, json.dumps({"status": "ok", "caches": caches}).encode()
-            )
+            health = {"status": "ok", "caches": caches, "pending_stores": len(self._tasks)}
+            await ex.respond(200, JSON_HEADERS, json.dumps(health).encode())
             return
         match = self.config.match_api(path)
         if match is None:
@@ -486,9 +485,11 @@ class Gateway:
             ex.log["error"] = error.message
             await ex.body(b"data: " + error.body() + b"\n\n", more=False)
             return
-        await ex.body(b"", more=False)
         if copy is not None:
+            # Scheduled before the stream's end goes out, so that a client that has
+            # seen the end can count on the store being under way (see /healthz).
             self._schedule_store(ex, store, pending, endpoint, 200, b"".join(copy), streamed=True)
+        await ex.body(b"", more=False)
 
     def _schedule_store(
         self,

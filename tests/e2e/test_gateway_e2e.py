@@ -70,13 +70,24 @@ def user(prompt: str) -> list[Any]:
     return [{"role": "user", "content": prompt}]
 
 
+async def settled(client: openai.AsyncOpenAI) -> None:
+    """Wait until the gateway has no store in flight (they run after the response)."""
+    gateway = str(client.base_url).split("/", 3)[:3]
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            health = (await http.get("/".join(gateway) + "/healthz")).json()
+            if health["pending_stores"] == 0:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def ask(client: openai.AsyncOpenAI, prompt: str, **params: Any) -> tuple[str, str]:
-    """Ask; return (X-Cache-Status, answer text). Waits a moment for the store to land."""
+    """Ask; return (X-Cache-Status, answer text) once the answer's store has landed."""
     raw = await client.chat.completions.with_raw_response.create(
         model=params.pop("model", "gpt-4o"), messages=params.pop("messages", user(prompt)), **params
     )
     completion = raw.parse()
-    await asyncio.sleep(0.15)  # the store runs after the response
+    await settled(client)
     return raw.headers["x-cache-status"], completion.choices[0].message.content or ""
 
 
@@ -104,7 +115,7 @@ async def test_azure_sdk_streaming_miss_then_hits(sdk: Clients, gateway: Gateway
     chunks = [chunk async for chunk in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].usage is not None
-    await asyncio.sleep(0.15)
+    await settled(client)
 
     raw = await client.chat.completions.with_raw_response.create(
         model="my-deployment", messages=user(prompt)
@@ -209,7 +220,7 @@ async def test_cut_stream_is_not_cached(
         )
         with pytest.raises(openai.APIError):
             _ = [chunk async for chunk in stream]
-        await asyncio.sleep(0.15)
+        await settled(sdk.openai())
     assert fake_upstream.calls(prompt) == 2
 
 
@@ -228,7 +239,7 @@ async def test_bad_input_is_a_4xx(sdk: Clients, gateway: GatewayServer) -> None:
 async def test_responses_api_streaming_hit(sdk: Clients, gateway: GatewayServer) -> None:
     client = sdk.openai()
     first = await client.responses.create(model="gpt-4o", input="Name a prime number above 100.")
-    await asyncio.sleep(0.15)
+    await settled(client)
     stream = await client.responses.create(
         model="gpt-4o", input="Name a prime number above 100.", stream=True
     )
