@@ -110,6 +110,7 @@ def cosines(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any,
     return np.asarray((a * b).sum(axis=1))
 
 
+@pytest.mark.slow
 async def test_fresh_export_matches_sentence_transformers(tmp_path: Path) -> None:
     """Export into an empty cache, then compare 250 varied texts with the reference."""
     from sentence_transformers import SentenceTransformer
