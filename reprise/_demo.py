@@ -212,12 +212,12 @@ async def _main(latency: float, data_dir: str) -> int:
             outcome.expected = expected
             outcomes.append(outcome)
             _print(outcome)
-            await asyncio.sleep(0.05)  # let the store land before the next request
+            await app.wait_for_stores()  # stores run after the response; let each land
         for _ in range(2):
             outcome = await _ask_streaming(client, STREAMED)
             outcomes.append(outcome)
             _print(outcome)
-            await asyncio.sleep(0.05)
+            await app.wait_for_stores()
     finally:
         await client.close()
         gw_server.should_exit = llm_server.should_exit = True

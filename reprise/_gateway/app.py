@@ -155,8 +155,7 @@ class Gateway:
         for opener in self._openers:
             opener.cancel()
         await asyncio.gather(*self._openers, return_exceptions=True)
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=_DRAIN_WAIT)
+        await self.wait_for_stores()
         for slot in self.slots.values():
             await slot.aclose()
         if self._upstream is not None:
@@ -164,6 +163,16 @@ class Gateway:
         close = getattr(self.limiter, "aclose", None)
         if close is not None:
             await close()
+
+    @property
+    def pending_stores(self) -> int:
+        """Stores still running after their responses went out."""
+        return len(self._tasks)
+
+    async def wait_for_stores(self) -> None:
+        """Wait until the stores under way have finished, at most `_DRAIN_WAIT` seconds."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=_DRAIN_WAIT)
 
     @property
     def upstream(self) -> Upstream:
@@ -218,7 +227,7 @@ class Gateway:
             return
         if path == "/healthz" and method == "GET":
             caches = {name: slot.error or "open" for name, slot in self.slots.items()}
-            health = {"status": "ok", "caches": caches, "pending_stores": len(self._tasks)}
+            health = {"status": "ok", "caches": caches, "pending_stores": self.pending_stores}
             await ex.respond(200, JSON_HEADERS, json.dumps(health).encode())
             return
         match = self.config.match_api(path)
