@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from reprise._cache import Hit
+from reprise._cache import Hit, Lookup
 from reprise._exceptions import CacheError, RequestError
 from reprise._gateway import sse
 from reprise._gateway.asgi import (
@@ -338,48 +338,55 @@ class Gateway:
         if "no-cache" in directives:
             self._lookup_done(ex, "BYPASS", "Cache-Control: no-cache")
             return None
-        cache = slot.cache
-        if cache is None:
-            self._lookup_done(ex, "FAILED", f"cache unavailable: {slot.error}")
+        found = await self._explain(ex, slot, prompt.text, partition, policy.score_threshold)
+        if found is None:
+            pending.may_store = False  # the cache is failing: a store would fail the same way
             return None
-        start = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.budget):
-                found = await cache.explain(
-                    prompt.text, partition, threshold=policy.score_threshold
-                )
-        except TimeoutError:
-            budget = f"lookup budget of {self.budget * 1e3:.0f} ms exceeded"
-            self._lookup_done(ex, "FAILED", budget)
-            return None
-        except CacheError as exc:
-            self._lookup_done(ex, "FAILED", f"{type(exc).__name__}: {exc}")
-            return None
-        except Exception as exc:
-            # A bug in the cache must cost a cache miss, never the request.
-            logger.exception("cache lookup crashed; failing open")
-            self._lookup_done(ex, "FAILED", f"internal error: {type(exc).__name__}")
-            return None
-        finally:
-            elapsed = time.perf_counter() - start
-            ex.log["lookup_ms"] = round(elapsed * 1e3, 3)
-            assert ex.api is not None
-            self.metrics.observe(self.metrics.lookup_seconds, elapsed, ex.api.name)
-        ex.trace.add(
-            "lookup",
-            threshold=policy.score_threshold,
-            best_score=found.best_distance,
-            candidates=found.candidates,
-            embed_ms=round(found.embed_ms, 3),
-            search_ms=round(found.search_ms, 3),
-            verify_ms=round(found.verify_ms, 3),
-        )
         if found.hit is None:
             self._lookup_done(ex, "MISS", found.reason)
             return None
         ex.score = found.hit.score
         self._lookup_done(ex, "HIT", found.reason, tier=found.hit.tier)
         return found.hit
+
+    async def _explain(
+        self, ex: Exchange, slot: CacheSlot, text: str, partition: str, threshold: float
+    ) -> Lookup | None:
+        """The cache's answer within the lookup budget, or None (and FAILED) if it has none."""
+        if slot.cache is None:
+            self._lookup_done(ex, "FAILED", f"cache unavailable: {slot.error}")
+            return None
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.budget):
+                found = await slot.cache.explain(text, partition, threshold=threshold)
+        except TimeoutError:
+            reason = f"lookup budget of {self.budget * 1e3:.0f} ms exceeded"
+        except CacheError as exc:
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        except Exception as exc:
+            # A bug in the cache must cost a cache miss, never the request.
+            logger.exception("cache lookup crashed; failing open")
+            reason = f"internal error: {type(exc).__name__}"
+        else:
+            reason = ""
+        elapsed = time.perf_counter() - start
+        ex.log["lookup_ms"] = round(elapsed * 1e3, 3)
+        assert ex.api is not None
+        self.metrics.observe(self.metrics.lookup_seconds, elapsed, ex.api.name)
+        if reason:
+            self._lookup_done(ex, "FAILED", reason)
+            return None
+        ex.trace.add(
+            "lookup",
+            threshold=threshold,
+            best_score=found.best_distance,
+            candidates=found.candidates,
+            embed_ms=round(found.embed_ms, 3),
+            search_ms=round(found.search_ms, 3),
+            verify_ms=round(found.verify_ms, 3),
+        )
+        return found
 
     def _lookup_done(self, ex: Exchange, status: str, reason: str, **fields: Any) -> None:
         ex.cache_status = status
