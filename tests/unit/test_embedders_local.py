@@ -387,3 +387,12 @@ def test_chunks_bound_texts_and_padded_tokens() -> None:
         assert len(chunk) <= 64
         assert len(chunk) * lengths[chunk].max() <= local._TOKEN_BUDGET
     assert [len(c) for c in local._chunks(order[:1], lengths, 64)] == [1]
+
+
+def test_export_command_is_idempotent(onnx_ready: None, capsys: pytest.CaptureFixture[str]) -> None:
+    from reprise._cli import main
+
+    assert main(["model", "export"]) == 0
+    assert "already exported to" in capsys.readouterr().out
+    assert main(["model", "export", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
