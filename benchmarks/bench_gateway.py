@@ -44,7 +44,10 @@ SUBJECTS = [
     "France", "Japan", "Brazil", "Canada", "Kenya", "Norway", "Peru", "Vietnam", "Egypt",
     "Chile", "Poland", "Ghana", "Iceland", "Mexico", "Nepal", "Portugal", "Spain", "Turkey",
     "Sweden", "Morocco", "Argentina", "Austria", "Finland", "Greece", "India", "Ireland",
-    "Italy", "Jordan", "Laos", "Mongolia",
+    "Italy", "Jordan", "Laos", "Mongolia", "Belgium", "Bolivia", "Cuba", "Denmark", "Ecuador",
+    "Estonia", "Fiji", "Georgia", "Hungary", "Indonesia", "Jamaica", "Kazakhstan", "Latvia",
+    "Malta", "Namibia", "Oman", "Panama", "Qatar", "Romania", "Senegal", "Thailand", "Uganda",
+    "Uruguay", "Wales", "Yemen", "Zambia",
 ]  # fmt: skip
 TEMPLATES = [
     "What is the capital of {}?",
@@ -196,11 +199,12 @@ async def measure(args: argparse.Namespace, upstream: str, gateway: str, log: Pa
     await asyncio.sleep(0.5)
     _, offset = gateway_times(log, 0, "")
     prompts = [t.format(s) for t in TEMPLATES for s in SUBJECTS]
-    for concurrency in (1, 32):
-        n = args.n if concurrency == 1 else min(len(prompts) // 2, args.n * 2)
-        tag = f"c{concurrency}"
-        fresh = [f"{p} ({tag} {i})" for i, p in enumerate(prompts[:n])]
-        stored = [f"{p} [{tag}]" for p in prompts[n : 2 * n]]
+    # Disjoint prompts per round, so that no round finds another's entries.
+    rounds = {1: args.n, 32: min(args.n * 2, (len(prompts) - 2 * args.n) // 2)}
+    used = 0
+    for concurrency, n in rounds.items():
+        fresh, stored = prompts[used : used + n], prompts[used + n : used + 2 * n]
+        used += 2 * n
         phases: list[tuple[str, str, list[bytes], str]] = [
             ("direct (fake upstream)", direct_url, [chat(p) for p in fresh], "-"),
             ("miss", gateway_url, [chat(p) for p in fresh], "MISS"),
