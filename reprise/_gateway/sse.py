@@ -72,7 +72,7 @@ def _assemble_choices(raw: bytes, *, chat: bool) -> dict[str, Any] | None:
         if not isinstance(chunk, dict) or chunk.get("error"):
             return None
         for key in ("id", "created", "model", "system_fingerprint", "service_tier"):
-            if key not in head and chunk.get(key) is not None:
+            if key not in head and chunk.get(key):  # Azure opens with model "", created 0
                 head[key] = chunk[key]
         usage = chunk.get("usage") or usage
         for c in chunk.get("choices") or ():

@@ -158,3 +158,12 @@ def test_responses_round_trip_and_event_order() -> None:
     assert numbers == sorted(numbers)
     assert sse.assemble("responses", raw) == payload
     assert sse.assemble("responses", raw.split(b"event: response.completed")[0]) is None
+
+
+def test_azure_streams_open_with_an_empty_filter_chunk() -> None:
+    opening = {"id": "", "object": "", "created": 0, "model": "", "choices": []}
+    opening["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": {}}]
+    raw = data(opening) + chunk({"content": "ok"}) + chunk({}, "stop") + b"data: [DONE]\n\n"
+    out = sse.assemble("chat", raw)
+    assert out is not None
+    assert (out["id"], out["model"], out["created"]) == ("chatcmpl-1", "m", 7)
