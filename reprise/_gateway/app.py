@@ -78,7 +78,7 @@ from reprise._gateway.proxy import (
     upstream_url,
 )
 from reprise._gateway.ratelimit import RateLimiter, limiter_for
-from reprise._gateway.trace import Trace, log_request, wants_trace
+from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
 from reprise._request import (
     Endpoint,
     extract_prompt,
@@ -405,7 +405,7 @@ class Gateway:
         try:
             cached = json.loads(hit.response)
         except ValueError:
-            logger.warning("cache entry %s is not JSON; treating it as a miss", hit.id)
+            log_event("cache_entry_unreadable", entry=hit.id, action="treated as a miss")
             ex.cache_status, ex.score = "MISS", None
             return False
         options = payload.get("stream_options")
@@ -564,7 +564,7 @@ class Gateway:
             await cache.store(pending.text, text, pending.partition, ttl=store.duration)
         except CacheError as exc:
             self.metrics.count(self.metrics.stores, api, "error")
-            logger.warning("cache store failed for API %r: %s: %s", api, type(exc).__name__, exc)
+            log_event("cache_store_failed", api=api, error=f"{type(exc).__name__}: {exc}")
             return
         self.metrics.count(self.metrics.stores, api, "stored")
 

@@ -18,9 +18,8 @@ from reprise._backends import import_from_string, make_embedder
 from reprise._cache import SemanticCache
 from reprise._exceptions import CacheError
 from reprise._gateway.config import Backend, GatewayConfig
+from reprise._gateway.trace import log_event
 from reprise._protocols import Embedder
-
-logger = logging.getLogger("reprise.gateway")
 
 _RETRY_FIRST, _RETRY_MAX = 0.5, 15.0
 _WARM_UP_TEXT = "warm up the embedding model"
@@ -51,7 +50,7 @@ class CacheSlot:
                 await _close_quietly(cache, self.name)
             return False
         self.cache, self.error = cache, ""
-        logger.info('{"event":"cache_open","embeddings_backend":"%s"}', self.name)
+        log_event("cache_open", logging.INFO, embeddings_backend=self.name)
         return True
 
     async def keep_opening(self, first: asyncio.Task[bool] | None = None) -> None:
@@ -63,11 +62,12 @@ class CacheSlot:
         if first is not None and await first:
             return
         while not await self.open_once():
-            logger.warning(
-                "cache %r unavailable, serving uncached; retrying in %.1fs (%s)",
-                self.name,
-                delay,
-                self.error,
+            log_event(
+                "cache_unavailable",
+                embeddings_backend=self.name,
+                action="serving uncached",
+                retry_in_s=delay,
+                error=self.error,
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX)
@@ -82,7 +82,7 @@ async def _close_quietly(cache: SemanticCache, name: str) -> None:
     try:
         await cache.aclose()
     except (CacheError, OSError) as exc:
-        logger.warning("closing cache %r failed: %s", name, exc)
+        log_event("cache_close_failed", embeddings_backend=name, error=str(exc))
 
 
 def make_slots(config: GatewayConfig) -> dict[str, CacheSlot]:

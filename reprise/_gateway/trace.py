@@ -55,3 +55,10 @@ def log_request(record: dict[str, Any]) -> None:
     """Write the request's one structured log line."""
     if logger.isEnabledFor(logging.INFO):
         logger.info(json.dumps(record, separators=(",", ":"), default=str))
+
+
+def log_event(event: str, level: int = logging.WARNING, **fields: Any) -> None:
+    """A JSON log line about the gateway itself (a cache opening, a store failing)."""
+    if logger.isEnabledFor(level):
+        record = {"event": event, **fields}
+        logger.log(level, json.dumps(record, separators=(",", ":"), default=str))
