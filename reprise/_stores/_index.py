@@ -52,6 +52,7 @@ class HNSWParams:
 
 
 DEFAULTS = HNSWParams()
+BLOCK = 1024
 
 
 class _Index(Protocol):
@@ -97,7 +98,17 @@ class ExactIndex:
 
     def search(self, vector: Vector, count: int) -> tuple[Labels, Distances]:
         n = len(self._row)
-        distances = 1.0 - self._vectors[:n] @ vector
+        distances = np.empty(n, dtype=np.float32)
+        # Blocks small enough that OpenBLAS stays on this thread: its worker threads
+        # spin, and on a busy machine one multi-threaded matvec took 20-30 ms at p99
+        # (benchmarks/store.md); one block is a few microseconds of work.
+        for start in range(0, n, BLOCK):
+            np.dot(
+                self._vectors[start : min(n, start + BLOCK)],
+                vector,
+                out=distances[start : start + BLOCK],
+            )
+        np.subtract(1.0, distances, out=distances)
         nearest = np.argpartition(distances, count - 1)[:count] if count < n else np.arange(n)
         nearest = nearest[np.argsort(distances[nearest], kind="stable")]
         return self._labels[nearest], distances[nearest]

@@ -13,7 +13,7 @@ import pytest
 
 from reprise._exceptions import IndexMismatch, StoreError, StoreUnavailable
 from reprise._protocols import Entry, Vector
-from reprise._stores._index import HNSWIndex
+from reprise._stores._index import ExactIndex, HNSWIndex
 from reprise._stores.embedded import EmbeddedStore
 from tests.fakes import DIMS, at_distance, unit
 
@@ -330,3 +330,23 @@ async def test_entries_expired_since_the_save_leave_the_loaded_graph(tmp_path: P
         assert match.entry.id == "e70"
     finally:
         await again.aclose()
+
+
+def test_exact_index_search_spans_blocks_and_survives_removals() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((2600, DIMS)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = ExactIndex(DIMS)
+    index.add(np.arange(2600, dtype=np.int64), vectors)
+    for label in range(0, 2600, 7):
+        index.remove(label)
+    kept = np.array([i for i in range(2600) if i % 7])
+    query = vectors[2599] + 0.1 * vectors[5]
+    query /= np.linalg.norm(query)
+
+    labels, distances = index.search(query.astype(np.float32), 20)
+
+    want = kept[np.argsort(1.0 - vectors[kept] @ query)[:20]]
+    assert labels.tolist() == want.tolist()
+    np.testing.assert_allclose(distances, 1.0 - vectors[want] @ query, atol=1e-5)
+    assert len(index) == len(kept)
