@@ -1,0 +1,109 @@
+"""`reprise bench quality` and `reprise bench speed` run end to end on tiny inputs.
+
+Real parts throughout: the local model, the embedded store, `reprise serve` and the
+fake upstream as their own processes. The assertions are on the outputs' shape and
+on facts that hold whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PAIRS = Path(__file__).parent.parent / "data" / "bench_pairs.jsonl"
+
+
+def reprise(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "reprise", "bench", *args, "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _rates(row: dict[str, Any]) -> list[float]:
+    return [row[m]["value"] for m in ("hit_rate", "precision", "recall", "false_hit_rate")]
+
+
+def test_bench_quality_sweeps_thresholds_and_writes_tables_json_and_plot(tmp_path: Path) -> None:
+    done = reprise(
+        "quality",
+        "--pairs",
+        str(PAIRS),
+        "--out",
+        str(tmp_path),
+        "--resamples",
+        "50",
+        "--thresholds",
+        "0:0.3:0.05",
+        "--verifier",
+        "threshold",
+        "--replay",
+    )
+
+    result = json.loads((tmp_path / "quality-bench_pairs.json").read_text())
+    assert (tmp_path / "quality-bench_pairs.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| threshold | hits | hit rate |" in done.stdout
+    assert result["thresholds"] == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+    config = result["configurations"]["threshold"]
+    overall = config["overall"]
+    assert (overall["lookups"], overall["positives"]) == (22, 12)
+    # The one identical pair is an exact-tier hit, even at threshold 0.
+    assert config["exact_hits"] == 1
+    assert overall["hits"][0] == 1
+    # A fixed threshold only ever admits more as it loosens.
+    assert overall["hits"] == sorted(overall["hits"])
+    assert overall["hits"][-1] > overall["hits"][0]
+    for row in overall["rows"]:
+        for value in _rates(row):
+            assert value is None or 0.0 <= value <= 1.0
+        for est in row.values():
+            if est["value"] is not None:
+                assert est["low"] <= est["value"] <= est["high"]
+    assert set(overall["best_recall"]) == {"0.85", "0.90", "0.95", "0.99"}
+    assert set(config["slices"]) == {"hard_negative", "number_mismatch"}
+    assert config["slices"]["hard_negative"]["positives"] == 0
+    (replay,) = config["replay"]
+    assert replay["lookups"] == replay["hits"] + replay["misses"]
+    assert replay["hits"] == replay["correct_hits"] + replay["false_hits"]
+
+
+def test_bench_speed_measures_hits_and_misses_through_the_gateway(tmp_path: Path) -> None:
+    reprise(
+        "speed",
+        "--requests",
+        "6",
+        "--concurrency",
+        "1",
+        "--concurrency",
+        "3",
+        "--latency",
+        "0.01",
+        "--out",
+        str(tmp_path),
+    )
+
+    result = json.loads((tmp_path / "speed.json").read_text())
+    markdown = (tmp_path / "speed.md").read_text()
+    assert "| workload | concurrency | p50 ms |" in markdown
+    assert result["machine"]["cores"] >= 1
+    workloads = result["workloads"]
+    for level in ("1", "3"):
+        for cell in (workloads[w][level] for w in ("direct", "miss", "exact", "semantic")):
+            assert cell["requests"] == 6
+            assert cell["errors"] == 0
+            assert 0 < cell["p50_ms"] <= cell["p90_ms"] <= cell["p99_ms"]
+            assert cell["rps"] > 0
+        assert workloads["direct"][level]["upstream_calls"] == 6
+        assert workloads["miss"][level]["cache"] == {"miss": 6}
+        assert workloads["miss"][level]["upstream_calls"] == 6
+        assert workloads["exact"][level]["cache"] == {"exact": 6}
+        assert workloads["exact"][level]["upstream_calls"] == 0
+        assert workloads["semantic"][level]["cache"] == {"semantic": 6}
+        assert workloads["semantic"][level]["upstream_calls"] == 0
