@@ -321,13 +321,20 @@ class Gateway:
         if self.config.partition_by_credential:
             vary = (*vary, caller.credential_hash)
         deployment = _DEPLOYMENT.search(suffix)
-        partition = partition_key(
-            payload,
-            endpoint=endpoint,
-            model=deployment.group(1) if deployment else None,
-            vary_by=vary,
-            attachments=prompt.attachments,
-        )
+        try:
+            prompt.text.encode()
+            partition = partition_key(
+                payload,
+                endpoint=endpoint,
+                model=deployment.group(1) if deployment else None,
+                vary_by=vary,
+                attachments=prompt.attachments,
+            )
+        except UnicodeEncodeError:
+            # JSON may escape a lone surrogate ("\ud800"); it is no text to hash or embed.
+            raise GatewayError(
+                400, "the request holds a lone UTF-16 surrogate, which is not valid text"
+            ) from None
         directives = cache_control(ex.scope)
         slot = self.slots[policy.embeddings_backend_id]
         pending.text, pending.partition, pending.slot = prompt.text, partition, slot

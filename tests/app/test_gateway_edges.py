@@ -53,6 +53,12 @@ async def test_missing_messages_is_a_400_naming_the_parameter(
     assert assert_openai_error(response, 400)["param"] == "messages"
 
 
+async def test_a_lone_surrogate_is_a_400(gateway_client: httpx.AsyncClient) -> None:
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}'
+    response = await gateway_client.post("/chat/v1/chat/completions", content=body, headers=KEY)
+    assert_openai_error(response, 400)
+
+
 async def test_a_body_over_the_limit_is_a_413(gateway_client: httpx.AsyncClient) -> None:
     response = await post(gateway_client, chat("x" * 70_000))
     assert_openai_error(response, 413)
