@@ -1,0 +1,62 @@
+"""The cache end to end in-process: the real local model and an on-disk store.
+
+Distances measured with all-MiniLM-L6-v2: the paraphrase is ~0.058 from the
+cached prompt, "...of Germany?" ~0.34, an unrelated question ~0.87. The
+assertions leave room either side, so an ONNX Runtime upgrade that moves
+distances in the third decimal does not break them. The plain threshold
+verifier is named explicitly: these tests pin the model's distances and the
+store, not a verifier's judgement.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reprise import SemanticCache, ThresholdVerifier
+
+FRANCE = "What is the capital of France?"
+PARAPHRASE = "Which city is the capital of France?"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "reprise-data"
+
+
+async def test_a_paraphrase_hits_at_the_default_threshold(data_dir: Path) -> None:
+    async with SemanticCache(store=data_dir, verifier=ThresholdVerifier()) as cache:
+        assert cache.score_threshold == 0.1
+        await cache.store(FRANCE, "Paris.")
+
+        hit = await cache.lookup(PARAPHRASE)
+
+    assert hit is not None
+    assert hit.tier == "semantic"
+    assert hit.response == "Paris."
+    assert 0.03 < hit.score < 0.09
+
+
+async def test_another_country_and_another_topic_miss(data_dir: Path) -> None:
+    async with SemanticCache(store=data_dir, verifier=ThresholdVerifier()) as cache:
+        await cache.store(FRANCE, "Paris.")
+        germany = await cache.explain("What is the capital of Germany?")
+        bread = await cache.explain("How do I bake sourdough bread?")
+
+    assert germany.hit is None
+    assert bread.hit is None
+    assert bread.candidates == 0
+
+
+async def test_the_cache_answers_after_a_restart_from_its_data_directory(data_dir: Path) -> None:
+    async with SemanticCache(store=data_dir, verifier=ThresholdVerifier()) as cache:
+        await cache.store(FRANCE, "Paris.")
+    async with SemanticCache(store=data_dir, verifier=ThresholdVerifier()) as cache:
+        exact = await cache.lookup(FRANCE)
+        semantic = await cache.lookup(PARAPHRASE)
+
+    assert exact is not None
+    assert exact.tier == "exact"
+    assert semantic is not None
+    assert semantic.response == "Paris."
