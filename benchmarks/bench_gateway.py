@@ -327,7 +327,9 @@ def main() -> None:
             f"(`--n {args.n} --http {args.http} --loop {args.loop}`). Client-side times "
             "include a minimal HTTP client; *gateway p50* is the gateway's own time per request "
             "(from its log line). Semantic hits are rewordings never seen before, so each "
-            "one computes its embedding; only requests that hit are timed.",
+            "one computes its embedding; only requests that hit are timed. Misses and "
+            "semantic hits include one model call for the prompt's embedding, whose cost on "
+            "this machine is in `benchmarks/embedder.md`; exact hits need none.",
             "",
             table(rows),
             "",
