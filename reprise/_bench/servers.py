@@ -29,6 +29,8 @@ def free_port() -> int:
 class Server:
     """A child process serving on `port`; ready when `ready()` says so."""
 
+    start_timeout = 120.0
+
     def __init__(self, name: str, command: Sequence[str], port: int, log_dir: Path) -> None:
         self.name = name
         self.command = list(command)
@@ -44,7 +46,8 @@ class Server:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
-    def start(self, timeout: float = 120.0) -> Self:
+    def start(self, timeout: float | None = None) -> Self:
+        timeout = self.start_timeout if timeout is None else timeout
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

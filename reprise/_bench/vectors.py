@@ -34,9 +34,7 @@ class SavedVectors:
         self._vectors: dict[bytes, Vector] = {}
         self._dirty = False
         if self.path.is_file():
-            with np.load(self.path) as saved:
-                keys, vectors = saved["keys"], saved["vectors"]
-            self._vectors = {bytes(k): v for k, v in zip(keys, vectors, strict=True)}
+            self._vectors = self._load()
 
     def __getattr__(self, name: str) -> Any:
         # Verifiers may use more of the model than `embed` (token vectors).
@@ -61,12 +59,24 @@ class SavedVectors:
         if not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(list(self._vectors), dtype="S16")
+        # Another run may have saved meanwhile: keep its vectors too.
+        if self.path.is_file():
+            self._vectors = {**self._load(), **self._vectors}
+        keys = np.frombuffer(b"".join(self._vectors), dtype=np.uint8).reshape(-1, 16)
         vectors = np.stack(list(self._vectors.values()))
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, keys=keys, vectors=vectors)
         tmp.replace(self.path)
         self._dirty = False
+
+    def _load(self) -> dict[bytes, Vector]:
+        # Keys are 16 raw digest bytes a row (uint8), so none loses a trailing zero.
+        with np.load(self.path) as saved:
+            keys, vectors = saved["keys"], saved["vectors"]
+        return {
+            k.tobytes() if k.dtype == np.uint8 else bytes(k): v
+            for k, v in zip(keys, vectors, strict=True)
+        }
 
     async def aclose(self) -> None:
         self.save()

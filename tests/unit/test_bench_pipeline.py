@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reprise import Decision, Match, SemanticCache
+from reprise import Decision, Match, SemanticCache, ThresholdVerifier
 from reprise._bench.data import Pair
 from reprise._bench.pipeline import replay, sweep_pairs, unique_texts, warm_embeddings
+from reprise._bench.vectors import SavedVectors
 from reprise._stores.embedded import EmbeddedStore
 from tests.fakes import FakeEmbedder, at_distance, unit
 
@@ -50,7 +52,9 @@ class NoNumbers:
 @pytest.fixture
 async def cache() -> AsyncIterator[SemanticCache]:
     embedder = FakeEmbedder(vectors=VECTORS)
-    async with SemanticCache(store=EmbeddedStore(":memory:"), embedder=embedder) as cache:
+    store = EmbeddedStore(":memory:")
+    verifier = ThresholdVerifier()
+    async with SemanticCache(store=store, embedder=embedder, verifier=verifier) as cache:
         yield cache
 
 
@@ -113,3 +117,20 @@ async def test_replay_judges_hits_by_duplicate_cluster(cache: SemanticCache) -> 
     assert result["misses"] == 4
     assert result["opportunities"] == 2
     assert result["recall"] == pytest.approx(0.5)
+
+
+async def test_saved_vectors_answer_a_later_run_without_the_model(tmp_path: Path) -> None:
+    texts = ["a text", "another text", "x" * 40]
+    first = SavedVectors(FakeEmbedder(), tmp_path)
+    vectors = await first.embed(texts)
+    other = SavedVectors(FakeEmbedder(), tmp_path)  # a concurrent run, saving after
+    await other.embed(["only in the other run"])
+    first.save()
+    other.save()
+
+    inner = FakeEmbedder()
+    later = SavedVectors(inner, tmp_path)
+    again = await later.embed([*texts, "only in the other run"])
+
+    assert inner.calls == 0
+    assert np.array_equal(again[:3], vectors)

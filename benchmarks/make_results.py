@@ -1,0 +1,271 @@
+"""Assemble benchmarks/RESULTS.md from the outputs of one `benchmarks/run_all.sh` run.
+
+.venv/bin/python benchmarks/make_results.py benchmarks/results benchmarks/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from reprise._bench import report
+
+QUALITY_SETS = (
+    ("quality-qqp_dev", "QQP dev (23,735 pairs)"),
+    ("quality-SICK_train", "SICK train (CONTRADICTION/NEUTRAL = different)"),
+    ("quality-msr_paraphrase_train", "MRPC train"),
+    ("quality-sts-train", "STS-B train (score >= 4 same, <= 2 different)"),
+)
+SUMMARY_THRESHOLDS = (0.04, 0.1, 0.2)
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+
+def row_at(config: dict[str, Any], thresholds: list[float], t: float) -> dict[str, Any] | None:
+    for value, row in zip(thresholds, config["overall"]["rows"], strict=True):
+        if abs(value - t) < 1e-9:
+            return dict(row)
+    return None
+
+
+def fmt(est: dict[str, Any] | None, *, percent: bool = False) -> str:
+    if est is None or est["value"] is None:
+        return "-"
+    if percent:
+        return f"{100 * est['value']:.1f}% [{100 * est['low']:.1f}, {100 * est['high']:.1f}]"
+    return f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
+
+
+def quality_summary(results: Path) -> list[str]:
+    lines = [
+        "## Answer quality (reprise bench quality)",
+        "",
+        "Each pair's `text_a` is stored in its own partition and `text_b` looked up through "
+        "`SemanticCache.explain`, the gateway's code path. `threshold` is the fixed "
+        "cosine-distance baseline; `default` is `SemanticCache()`'s verifier. 95% intervals "
+        "from 1000 bootstrap resamples (by QQP `group`). False-hit rate = false hits / "
+        "lookups. Full per-threshold tables, slices and plots: `benchmarks/results/`.",
+        "",
+    ]
+    header = [
+        "set",
+        "configuration",
+        "recall @P>=0.85",
+        "@P>=0.90",
+        "@P>=0.95",
+        "@P>=0.99",
+        *(f"false-hit rate @{t}" for t in SUMMARY_THRESHOLDS),
+    ]
+    rows = []
+    for stem, title in QUALITY_SETS:
+        result = load(results / f"{stem}.json")
+        if result is None:
+            continue
+        for name, config in result["configurations"].items():
+            best = config["overall"]["best_recall"]
+            cells = [
+                "-"
+                if best[k] is None
+                else f"{best[k]['recall']:.3f} (t={best[k]['threshold']:.2f})"
+                for k in ("0.85", "0.90", "0.95", "0.99")
+            ]
+            fh = [
+                fmt(
+                    (row_at(config, result["thresholds"], t) or {}).get("false_hit_rate"),
+                    percent=True,
+                )
+                for t in SUMMARY_THRESHOLDS
+            ]
+            rows.append([title, name, *cells, *fh])
+    lines += [report.table(header, rows), ""]
+    qqp = results / "quality-qqp_dev.md"
+    if qqp.is_file():
+        text = qqp.read_text("utf-8").replace("## Quality:", "### QQP dev in full:")
+        lines += [text.replace("\n### ", "\n#### "), ""]
+    return lines
+
+
+def _best(best: dict[str, float] | None) -> str:
+    return "-" if best is None else f"{best['recall']:.3f} (t={best['threshold']:.2f})"
+
+
+def speed_section(results: Path) -> list[str]:
+    lines = []
+    for stem in ("speed-embedded", "speed-redis"):
+        path = results / f"{stem}.md"
+        if path.is_file():
+            lines += [path.read_text("utf-8").replace("## ", "### "), ""]
+    if lines:
+        lines = [
+            "## Gateway speed (reprise bench speed)",
+            "",
+            "`gateway said` counts the X-Cache-Status of the responses; `upstream calls` "
+            "what reached the fake upstream, so hit rows are known to be hits.",
+            "",
+            *lines,
+        ]
+    return lines
+
+
+def peers_section(results: Path) -> list[str]:
+    peers = load(results / "peers.json")
+    if peers is None:
+        return []
+    reprise_speed = load(results / "speed-embedded.json")
+    systems: dict[str, Any] = {}
+    if reprise_speed is not None:
+        systems["Reprise (embedded)"] = {"speed": reprise_speed, "version": "reprise"}
+    reprise_redis = load(results / "speed-redis.json")
+    if reprise_redis is not None:
+        systems["Reprise (Redis)"] = {"speed": reprise_redis, "version": "reprise"}
+    systems |= peers["systems"]
+    lines = [
+        "## Side by side: Reprise, LiteLLM, GPTCache",
+        "",
+        f"Same machine, same run: one fake upstream ({peers['latency_s']} s per answer) for "
+        "everyone, the same all-MiniLM-L6-v2 (Reprise in process; LiteLLM and GPTCache "
+        "through an OpenAI-compatible /v1/embeddings endpoint serving that model, as they "
+        "need one), the same prompts, LiteLLM's redis-semantic cache on the same Valkey + "
+        "RediSearch. Speed runs at cosine distance 0.03 for every system (LiteLLM "
+        "similarity 0.97, GPTCache 0.985) so that rewordings hit and distinct prompts miss.",
+        "",
+        "Versions: " + ", ".join(f"{name}: {v['version']}" for name, v in peers["systems"].items()),
+        "",
+    ]
+    lines += _peer_speed(systems), ""
+    lines += _peer_quality(results, peers), ""
+    lines += [
+        "Threshold scales, all converted to cosine distance d (lower is stricter):",
+        "",
+        "- Reprise `score-threshold` is d itself (APIM's unit).",
+        "- LiteLLM `similarity_threshold` s: redisvl distance_threshold = 1 - s, so d = 1 - s. "
+        "LiteLLM has no default (its docs use 0.8, d = 0.2); RedisVL's own default "
+        "distance_threshold is 0.1 (LiteLLM s = 0.9).",
+        "- GPTCache `similarity_threshold` s (default 0.8): FAISS IndexFlatL2 returns the "
+        "squared L2 distance, 2d for unit vectors; SearchDistanceEvaluation scores 4 - L2² and "
+        "serves when the score >= 4s, so d <= 2(1 - s): the default 0.8 is d = 0.4, and d = 0.1 "
+        "is s = 0.95.",
+        "",
+    ]
+    return lines
+
+
+def _peer_speed(systems: dict[str, Any]) -> str:
+    header = [
+        "system",
+        "workload",
+        "c",
+        "p50 ms",
+        "p99 ms",
+        "req/s",
+        "upstream calls",
+        "p50 vs direct",
+    ]
+    rows = []
+    for name, data in systems.items():
+        speed = data.get("speed")
+        if not speed:
+            continue
+        for workload in ("miss", "exact", "semantic"):
+            for level, cell in speed["workloads"][workload].items():
+                direct = speed["workloads"]["direct"][level]["p50_ms"]
+                rows.append(
+                    [
+                        name,
+                        workload,
+                        level,
+                        report.num(cell["p50_ms"], 1),
+                        report.num(cell["p99_ms"], 1),
+                        report.num(cell["rps"], 1),
+                        f"{cell['upstream_calls']}/{cell['requests']}",
+                        f"{cell['p50_ms'] / direct:.2f}x",
+                    ]
+                )
+    return report.table(header, rows)
+
+
+def _peer_quality(results: Path, peers: dict[str, Any]) -> str:
+    sample = load(results / "peers-sample" / "quality-qqp_dev.json")
+    count = peers["pairs"]["count"]
+    header = [
+        "system",
+        "setting",
+        "cosine distance",
+        "hit rate",
+        "precision",
+        "recall",
+        "false-hit rate",
+    ]
+    rows = []
+    if sample is not None:
+        for name, config in sample["configurations"].items():
+            for t in sample["thresholds"]:
+                if t < 0.05:
+                    continue
+                row = row_at(config, sample["thresholds"], t) or {}
+                rows.append(
+                    [
+                        f"Reprise ({name})",
+                        f"score-threshold {t}",
+                        f"{t:.2f}",
+                        fmt(row.get("hit_rate"), percent=True),
+                        fmt(row.get("precision")),
+                        fmt(row.get("recall")),
+                        fmt(row.get("false_hit_rate"), percent=True),
+                    ]
+                )
+    for name, data in peers["systems"].items():
+        for cell in data["quality"]:
+            rows.append(
+                [
+                    name,
+                    f"similarity_threshold {cell['native']}",
+                    f"{cell['distance']:.2f}",
+                    report.pct(cell["hit_rate"]),
+                    report.num(_n(cell["precision"])),
+                    report.num(_n(cell["recall"])),
+                    report.pct(cell["false_hit_rate"]),
+                ]
+            )
+    intro = (
+        f"Quality on the same {count} QQP dev pairs (seeded sample, seed "
+        f"{peers['pairs']['seed']}), each pair in an empty cache: `text_a` sent, then "
+        "`text_b`. Peers through their OpenAI-compatible endpoints, a hit being an answer "
+        "that names `text_a`; Reprise through `reprise bench quality` on the same sample "
+        "(intervals: 95% bootstrap).\n\n"
+    )
+    return intro + report.table(header, rows)
+
+
+def _n(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def main() -> int:
+    results, target = Path(sys.argv[1]), Path(sys.argv[2])
+    info = report.machine()
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Produced by `benchmarks/run_all.sh` on {now}.",
+        "",
+        f"Machine: {report.machine_line(info)}. The machine is a shared 2-core VM "
+        "with other jobs running: ratios matter more than absolute times.",
+        "",
+    ]
+    lines += quality_summary(results)
+    lines += speed_section(results)
+    lines += peers_section(results)
+    target.write_text("\n".join(lines).rstrip() + "\n", "utf-8")
+    print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
