@@ -205,6 +205,29 @@ class LocalEmbedder:
         await asyncio.to_thread(self._executor.shutdown)
 
     async def _submit(self, texts: Sequence[str], *, tokens: bool) -> _Result:
+        """Queue `texts`; more than `max_batch` go one batch at a time.
+
+        A bulk call queues its next batch only when the previous one is done,
+        so requests arriving meanwhile wait for one batch, not for all of it.
+        Its texts are sorted by length first, so each batch pads little.
+        """
+        if len(texts) <= self.max_batch:
+            return await self._enqueue(texts, tokens=tokens)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.dims), dtype=np.float32)
+        token_lists: list[TokenEmbeddings | None] = [None] * len(texts)
+        for lo in range(0, len(texts), self.max_batch):
+            idx = order[lo : lo + self.max_batch]
+            part = await self._enqueue([texts[i] for i in idx], tokens=tokens)
+            vectors[idx] = part.vectors
+            if part.tokens is not None:
+                for i, item in zip(idx, part.tokens, strict=True):
+                    token_lists[i] = item
+        if not tokens:
+            return _Result(vectors)
+        return _Result(vectors, [t for t in token_lists if t is not None])
+
+    async def _enqueue(self, texts: Sequence[str], *, tokens: bool) -> _Result:
         if self._closed:
             raise EmbedderError("the embedder is closed")
         loop = asyncio.get_running_loop()
@@ -235,7 +258,7 @@ class LocalEmbedder:
                     job.future.set_result(result)
 
     def _take(self) -> list[_Job]:
-        """The queued jobs up to `max_batch` texts (always at least one job)."""
+        """The queued jobs up to `max_batch` texts."""
         count, taken = 0, 0
         for job in self._pending:
             if taken and count + len(job.texts) > self.max_batch:

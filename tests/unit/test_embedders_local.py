@@ -234,6 +234,23 @@ async def test_max_batch_splits_the_queue(
     assert counting_runs == [4, 4, 2]
 
 
+async def test_a_bulk_call_lets_others_in_between_its_batches(
+    embedder: LocalEmbedder, counting_runs: list[int]
+) -> None:
+    texts = [f"bulk text number {i}" + " more" * (i % 7) for i in range(200)]
+    bulk = asyncio.ensure_future(embedder.embed(texts))
+    await asyncio.sleep(0)  # the bulk call queues its first batch
+    single = asyncio.ensure_future(embedder.embed(["an interactive query"]))
+    vectors, _ = await asyncio.gather(bulk, single)
+    assert counting_runs == [64, 1, 64, 64, 8]
+    tokens = await embedder.embed_tokens(texts)
+    for i in (0, 1, 63, 64, 199):  # reassembled in input order
+        np.testing.assert_allclose(vectors[i], (await embedder.embed([texts[i]]))[0], atol=2e-5)
+        assert tokens[i].tokens[:3] == ["bulk", "text", "number"]
+        assert tokens[i].tokens[3] == str(i)
+        np.testing.assert_allclose(tokens[i].sentence, vectors[i], atol=2e-5)
+
+
 async def test_a_cancelled_caller_does_not_disturb_others(embedder: LocalEmbedder) -> None:
     doomed = asyncio.ensure_future(embedder.embed(["doomed"]))
     kept = asyncio.ensure_future(embedder.embed(["kept"]))
