@@ -216,6 +216,17 @@ async def test_concurrent_calls_share_one_model_call(
     np.testing.assert_allclose(np.vstack(results), await embedder.embed(texts), atol=2e-5)
 
 
+async def test_sentence_and_token_requests_share_a_model_call(
+    embedder: LocalEmbedder, counting_runs: list[int]
+) -> None:
+    vectors, (tokens,) = await asyncio.gather(
+        embedder.embed(["plain sentence"]), embedder.embed_tokens(["with its tokens"])
+    )
+    assert counting_runs == [2]
+    assert tokens.tokens == ["with", "its", "tokens"]
+    np.testing.assert_allclose(vectors[0], (await embedder.embed(["plain sentence"]))[0], atol=2e-5)
+
+
 async def test_requests_arriving_while_busy_form_the_next_batch(
     embedder: LocalEmbedder, counting_runs: list[int]
 ) -> None:
