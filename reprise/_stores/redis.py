@@ -88,6 +88,8 @@ class RedisStore:
     `timeout` bounds every command and connection attempt, in seconds.
     `ef_runtime`, `m` and `ef_construction` are the HNSW parameters; `m` and
     `ef_construction` only apply when this store creates the index.
+    `hybrid_policy` forces how the partition filter meets the HNSW search
+    (`"BATCHES"` or `"ADHOC_BF"`); None lets RediSearch choose per query.
     `prefix`, `index_name`, `timeout` and `ef_runtime` may also be given in
     the URL's query (`redis://host:6379/0?prefix=app1:&timeout=0.05`), which
     is where a config file that holds one URL puts them; the URL wins.
@@ -103,6 +105,7 @@ class RedisStore:
         ef_runtime: int = HNSW_EF_RUNTIME,
         m: int = HNSW_M,
         ef_construction: int = HNSW_EF_CONSTRUCTION,
+        hybrid_policy: str | None = None,
     ) -> None:
         url, options = split_url(url)
         prefix = options.get("prefix", prefix)
@@ -119,6 +122,7 @@ class RedisStore:
         self.index_name = options.get("index_name") or index_name or f"{prefix}idx"
         self.m = m
         self.ef_construction = ef_construction
+        self.hybrid_policy = hybrid_policy
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -152,9 +156,10 @@ class RedisStore:
         if k <= 0:
             return []
         blob = self._blob(vector)
+        policy = f"HYBRID_POLICY {self.hybrid_policy} " if self.hybrid_policy else ""
         query = (
             f"(@ptag:{{{_partition_tag(partition)}}})"
-            f"=>[KNN {k} @vector $vec EF_RUNTIME {self.ef_runtime} AS dist]"
+            f"=>[KNN {k} @vector $vec {policy}EF_RUNTIME {self.ef_runtime} AS dist]"
         )
         args = ["PARAMS", 2, "vec", blob, "RETURN", len(_RETURN), *_RETURN]
         args += ["SORTBY", "dist", "LIMIT", 0, k, "DIALECT", 2]
