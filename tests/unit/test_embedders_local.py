@@ -424,3 +424,44 @@ def test_export_command_is_idempotent(onnx_ready: None, capsys: pytest.CaptureFi
     assert "already exported to" in capsys.readouterr().out
     assert main(["model", "export", "--quiet"]) == 0
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.slow
+async def test_another_models_pooling_and_length_match_sentence_transformers(
+    tmp_path: Path, onnx_ready: None
+) -> None:
+    """A model directory with CLS pooling and 128 tokens is served as sentence-transformers does.
+
+    The weights are the bundled model's, so its ONNX graph is reused under the
+    new directory's cache path: what is tested is the reading of its configs.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    source = local.default_model_dir()
+    model_dir = tmp_path / "cls-model"
+    shutil.copytree(source, model_dir, ignore=shutil.ignore_patterns("*.safetensors"))
+    (model_dir / "model.safetensors").symlink_to(source / "model.safetensors")
+    edit_json(model_dir / "sentence_bert_config.json", max_seq_length=128)
+    edit_json(
+        model_dir / "1_Pooling/config.json",
+        pooling_mode_mean_tokens=False,
+        pooling_mode_cls_token=True,
+    )
+    spec = ModelSpec.load(model_dir)
+    target = spec.onnx_path(tmp_path / "cache")
+    target.parent.mkdir(parents=True)
+    target.symlink_to(ModelSpec.load().onnx_path())
+    texts = varied_texts(60)
+    emb = LocalEmbedder(model_dir, cache_dir=tmp_path / "cache")
+    try:
+        ours = await emb.embed(texts)
+    finally:
+        await emb.aclose()
+    reference = SentenceTransformer(str(model_dir), device="cpu").encode(texts)
+    assert cosines(ours, reference).min() >= 0.999
+    default_embedder = LocalEmbedder()
+    try:
+        default = await default_embedder.embed(texts)
+    finally:
+        await default_embedder.aclose()
+    assert cosines(ours, default).min() < 0.99  # the configs did change the vectors
