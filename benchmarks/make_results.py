@@ -205,8 +205,6 @@ def _peer_quality(results: Path, peers: dict[str, Any]) -> str:
     if sample is not None:
         for name, config in sample["configurations"].items():
             for t in sample["thresholds"]:
-                if t < 0.05:
-                    continue
                 row = row_at(config, sample["thresholds"], t) or {}
                 rows.append(
                     [

@@ -14,6 +14,7 @@ DATA=${DATA:-../shared/data}
 OUT=benchmarks/results
 CACHE=benchmarks/.cache
 STEPS=${STEPS:-"quality ood speed peers"}
+PEER_PAIRS=${PEER_PAIRS:-500}  # pairs of QQP dev for the peers' quality (2 requests each)
 mkdir -p "$OUT"
 
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -25,8 +26,8 @@ if has quality; then
         --verifier threshold --verifier default --thresholds 0:0.30:0.02 \
         --replay --replay-threshold 0.1 --replay-limit 6000 \
         --embed-cache "$CACHE" --no-progress > /dev/null
-    log "quality: QQP dev sample of 2000 (the peers' pairs)"
-    $PY -m reprise bench quality --pairs "$DATA/qqp_dev.jsonl" --limit 2000 --out "$OUT/peers-sample" \
+    log "quality: QQP dev sample of $PEER_PAIRS (the peers' pairs)"
+    $PY -m reprise bench quality --pairs "$DATA/qqp_dev.jsonl" --limit "$PEER_PAIRS" --out "$OUT/peers-sample" \
         --verifier threshold --verifier default --thresholds 0.03,0.1,0.2,0.4 \
         --embed-cache "$CACHE" --no-progress > /dev/null
 fi
@@ -39,16 +40,17 @@ if has ood; then
 fi
 if has speed; then
     log "speed: embedded store"
-    $PY -m reprise bench speed --out "$OUT" --name speed-embedded --no-progress > /dev/null
+    $PY -m reprise bench speed --requests 100 --out "$OUT" --name speed-embedded --no-progress > /dev/null
     log "speed: Redis (managed Valkey + RediSearch)"
-    $PY -m reprise bench speed --redis-managed --out "$OUT" --name speed-redis --no-progress > /dev/null
+    $PY -m reprise bench speed --requests 100 --redis-managed --out "$OUT" --name speed-redis \
+        --no-progress > /dev/null
 fi
 if has peers; then
     [ -x benchmarks/peers/.venv-litellm/bin/litellm ] && [ -x benchmarks/peers/.venv-gptcache/bin/python ] \
         || benchmarks/peers/setup.sh
     log "peers: LiteLLM and GPTCache"
     $PY benchmarks/peers/run_peers.py --out "$OUT" --pairs "$DATA/qqp_dev.jsonl" \
-        --pairs-limit 2000 --no-progress
+        --pairs-limit "$PEER_PAIRS" --no-progress
 fi
 log "RESULTS.md"
 $PY benchmarks/make_results.py "$OUT" benchmarks/RESULTS.md

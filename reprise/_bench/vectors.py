@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,7 +25,11 @@ def fingerprint(embedder: Embedder) -> str:
 
 
 class SavedVectors:
-    """An `Embedder` answering known texts from `directory`, the rest from `inner`."""
+    """An `Embedder` answering known texts from `directory`, the rest from `inner`.
+
+    It deliberately has no `embed_tokens`: a verifier needing token vectors finds
+    the model below it (through `inner`) and computes them for real.
+    """
 
     def __init__(self, inner: Embedder, directory: Path) -> None:
         self.inner = inner
@@ -35,10 +38,6 @@ class SavedVectors:
         self._dirty = False
         if self.path.is_file():
             self._vectors = self._load()
-
-    def __getattr__(self, name: str) -> Any:
-        # Verifiers may use more of the model than `embed` (token vectors).
-        return getattr(self.inner, name)
 
     @property
     def dims(self) -> int:
