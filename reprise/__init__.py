@@ -18,6 +18,7 @@ from reprise._exceptions import (
     StoreUnavailable,
 )
 from reprise._protocols import Embedder, Entry, Match, VectorStore
+from reprise._stores.embedded import EmbeddedStore
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "Decision",
+    "EmbeddedStore",
     "Embedder",
     "EmbedderError",
     "EmbedderTimeout",
