@@ -48,6 +48,8 @@ WORKLOAD: list[tuple[str, str]] = [
     ("MISS", "What is the cheapest way to fly from New York to London?"),
     ("MISS", "What is the cheapest way to fly from London to New York?"),
     ("HIT", "What is the capital of France?"),
+    ("HIT", "What is 17 times 23?"),
+    ("MISS", "Translate 'good evening' into Spanish."),
 ]
 STREAMED = "Explain in two sentences what a semantic cache is."
 
@@ -55,6 +57,7 @@ _ANSWERS: list[tuple[str, str]] = [
     (r"capital of france", "The capital of France is Paris."),
     (r"python", "Use my_list.reverse() to reverse in place, or my_list[::-1] for a copy."),
     (r"javascript", "Use array.reverse() (in place) or [...array].reverse() for a copy."),
+    (r"evening.*spanish", "'Good evening' in Spanish is 'Buenas tardes' or 'Buenas noches'."),
     (r"spanish", "'Good morning' in Spanish is 'Buenos días'."),
     (r"french", "'Good morning' in French is 'Bonjour'."),
     (r"turn off dark mode", "Pick a light theme: Preferences > Theme > Color Theme > Light+."),
