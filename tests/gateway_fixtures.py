@@ -4,8 +4,9 @@
   process on a free port, shared by the session.
 - `start_gateway(config_yaml)`: `reprise serve` as a subprocess on a free port,
   stopped at the end of the session.
-- `gateway_app(config_yaml)`: the ASGI app in-process, lifespan run by hand,
-  with an httpx client over `httpx.ASGITransport`.
+- `running(app)`: the ASGI app in-process, lifespan run by hand, with an httpx
+  client over `httpx.ASGITransport`; `gateway_client` and `subscribed_client`
+  are two such apps shared by the session (`app_config_yaml` has their APIs).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from reprise._gateway.app import Gateway, create_app
+from reprise._gateway.app import STORE_TASK, Gateway, create_app
 from reprise._gateway.config import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,7 @@ async def settle() -> None:
     """Let the background store of the previous response finish."""
     for _ in range(200):
         await asyncio.sleep(0.01)
-        if not [t for t in asyncio.all_tasks() if "_store" in repr(t.get_coro())]:
+        if not [t for t in asyncio.all_tasks() if t.get_name() == STORE_TASK]:
             return
 
 

@@ -93,6 +93,7 @@ SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream"), (b"cache-contro
 _DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
 _STARTUP_WAIT = 30.0  # seconds the first cache-open attempt may delay startup
 _DRAIN_WAIT = 10.0  # seconds shutdown waits for pending stores
+STORE_TASK = "reprise-store"  # the name of the background tasks that store answers
 
 
 def create_app(config: GatewayConfig, *, limiter: RateLimiter | None = None) -> Gateway:
@@ -533,7 +534,8 @@ class Gateway:
         assert ex.api is not None
         name = ex.api.name
         task = asyncio.create_task(
-            self._store(name, store, pending, endpoint, status, content, streamed)
+            self._store(name, store, pending, endpoint, status, content, streamed),
+            name=STORE_TASK,
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
