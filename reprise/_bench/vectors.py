@@ -72,10 +72,9 @@ class SavedVectors:
         # Keys are 16 raw digest bytes a row (uint8), so none loses a trailing zero.
         with np.load(self.path) as saved:
             keys, vectors = saved["keys"], saved["vectors"]
-        return {
-            k.tobytes() if k.dtype == np.uint8 else bytes(k): v
-            for k, v in zip(keys, vectors, strict=True)
-        }
+        if keys.dtype.kind == "S":  # an older file: numpy dropped trailing zero bytes
+            return {bytes(k).ljust(16, b"\0"): v for k, v in zip(keys, vectors, strict=True)}
+        return {k.tobytes(): v for k, v in zip(keys, vectors, strict=True)}
 
     async def aclose(self) -> None:
         self.save()
