@@ -12,6 +12,7 @@ message and how many times the backend has been asked it (`call 1`,
     [truncate]     stream two chunks, then end the body cleanly without [DONE]
     [sleep:0.5]    wait that many seconds before answering
     [tool]         answer with a tool call instead of text
+    [hold]         stream two chunks, then wait for `POST /_control/release`
 
 Any path ending in /chat/completions, /completions, /responses, /embeddings or
 /models is served (OpenAI's /v1/... and Azure's /openai/deployments/{d}/...).
@@ -47,10 +48,12 @@ class FakeUpstream:
         self.chunk_delay = chunk_delay
         self.calls: Counter[str] = Counter()
         self.last_headers: dict[str, str] = {}
+        self.release = asyncio.Event()
         self.app = Starlette(
             routes=[
                 Route("/_control/stats", self.stats, methods=["GET"]),
                 Route("/_control/reset", self.reset, methods=["POST"]),
+                Route("/_control/release", self.release_held, methods=["POST"]),
                 Route("/{path:path}", self.serve, methods=["GET", "POST"]),
             ]
         )
@@ -63,6 +66,10 @@ class FakeUpstream:
                 "last_headers": self.last_headers,
             }
         )
+
+    async def release_held(self, request: Request) -> Response:
+        self.release.set()
+        return JSONResponse({"ok": True})
 
     async def reset(self, request: Request) -> Response:
         self.calls.clear()
@@ -103,6 +110,9 @@ class FakeUpstream:
         chunks = _chunks(endpoint, payload, include_usage)
         cut = "[cut]" in prompt or "[truncate]" in prompt
         for i, chunk in enumerate(chunks):
+            if "[hold]" in prompt and i == 2:
+                await self.release.wait()
+                self.release.clear()
             if cut and i == 2:
                 if "[cut]" in prompt:
                     raise ConnectionAbortedError("fake upstream cuts the stream on purpose")

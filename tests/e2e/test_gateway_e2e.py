@@ -253,3 +253,22 @@ def test_log_lines_are_json_without_secrets(gateway: GatewayServer) -> None:
     assert requests
     assert all(json.loads(line)["status"] for line in requests)
     assert not [line for line in gateway.log_lines() if TEAM_A in line or TEAM_B in line]
+
+
+async def test_a_streamed_miss_reaches_the_client_before_the_backend_finishes(
+    gateway: GatewayServer, fake_upstream: FakeUpstreamServer
+) -> None:
+    # The backend sends two chunks, then holds the rest until released. A gateway
+    # that buffered the stream would never deliver the first chunk: wait_for fails.
+    body = {"model": "gpt-4o", "stream": True, "messages": user("Tell a long story [hold]")}
+    url = f"{gateway.url}/sub/v1/chat/completions"
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        client.stream("POST", url, json=body, headers={"api-key": TEAM_A}) as response,
+    ):
+        lines = response.aiter_lines()
+        first = await asyncio.wait_for(anext(lines), timeout=20)
+        assert first.startswith("data: ")
+        await client.post(f"{fake_upstream.url}/_control/release")
+        rest = [line async for line in lines]
+    assert "data: [DONE]" in rest
