@@ -239,6 +239,8 @@ class Gateway:
         if api.cached:
             ex.cache_status = "BYPASS"  # until a lookup says otherwise; a 401 carries it too
         caller = self._authenticate(ex.scope)
+        if caller.subscription is not None:
+            ex.log["subscription"] = caller.subscription.id  # the id; never the key
         endpoint = _endpoint(method, suffix) if api.cached else None
         if endpoint is None:
             await self._passthrough(ex, receive, api, suffix, caller)
