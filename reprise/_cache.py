@@ -24,6 +24,7 @@ from reprise._embedders.lru import LRUEmbedder
 from reprise._exceptions import EmbedderError
 from reprise._protocols import Embedder, Entry, Match, VectorStore
 from reprise._request import prompt_key
+from reprise._verify.feedback import tightened, within_limit
 
 Tier = Literal["exact", "semantic"]
 
@@ -86,7 +87,10 @@ class SemanticCache:
     distance to a cached prompt is at most this; 0 allows exact repeats only.
     `ttl` is in seconds (None: keep until deleted). `store` is a data directory,
     `":memory:"`, a `redis://` URL or a `VectorStore`; `embedder` is `"local"`, a
-    model directory, an embeddings endpoint URL or an `Embedder`.
+    model directory, an embeddings endpoint URL or an `Embedder`. `verifier`
+    decides among the candidates within the threshold: by default rule checks
+    and a learned combiner (`reprise._verify`) at target precision 0.90;
+    `ThresholdVerifier()` serves the nearest candidate, plain similarity caching.
     """
 
     def __init__(
@@ -111,8 +115,21 @@ class SemanticCache:
         # loaded (the reverse order is fine), and each is imported on first use.
         self.embedder: Embedder = LRUEmbedder(make_embedder(embedder))
         self.vector_store = make_store(store)
-        self.verifier: Verifier = verifier or ThresholdVerifier()
+        self.verifier = verifier if verifier is not None else _default_verifier()
         self.candidates = candidates
+
+    @property
+    def verifier(self) -> Verifier:
+        return self._verifier
+
+    @verifier.setter
+    def verifier(self, verifier: Verifier) -> None:
+        # A verifier that reads token vectors (the default) takes them from
+        # this cache's own embedding calls; `bind` is how it finds them.
+        bind = getattr(verifier, "bind", None)
+        if bind is not None:
+            bind(self.embedder)
+        self._verifier = verifier
 
     async def open(self) -> None:
         try:
@@ -144,9 +161,19 @@ class SemanticCache:
         return (await self.explain(prompt, partition)).hit
 
     async def explain(
-        self, prompt: str, partition: str = "", *, threshold: float | None = None
+        self,
+        prompt: str,
+        partition: str = "",
+        *,
+        threshold: float | None = None,
+        target_precision: float | None = None,
     ) -> Lookup:
-        """Look up `prompt` and report how the decision was made."""
+        """Look up `prompt` and report how the decision was made.
+
+        `threshold` and `target_precision` override the cache's settings for this
+        lookup (the gateway's lookup policy sets them); a verifier without a
+        notion of precision (`ThresholdVerifier`) ignores the latter.
+        """
         threshold = self.score_threshold if threshold is None else threshold
         entry = await self.vector_store.get(prompt_key(partition, prompt))
         if entry is not None:
@@ -159,9 +186,14 @@ class SemanticCache:
         matches = await self.vector_store.search(
             vector, partition, k=self.candidates, max_distance=self._loose(threshold)
         )
-        matches = [m for m in matches if not _rejected(m.entry, prompt)]
+        matches = [
+            m
+            for m in matches
+            if not _rejected(m.entry, prompt) and within_limit(m.entry.meta, m.distance)
+        ]
         t2 = time.perf_counter()
-        decision = await self.verifier.decide(prompt, matches, threshold) if matches else None
+        verifier = _at_precision(self.verifier, target_precision)
+        decision = await verifier.decide(prompt, matches, threshold) if matches else None
         t3 = time.perf_counter()
         best = matches[0].distance if matches else None
         hit = (
@@ -212,7 +244,11 @@ class SemanticCache:
         return await self.vector_store.clear(partition)
 
     async def mark_wrong(self, entry_id: str, prompt: str) -> bool:
-        """Record that the entry was a wrong answer to `prompt`: never serve it for that again."""
+        """Record that the entry was a wrong answer to `prompt`: never serve it for that again.
+
+        The entry's own distance limit also tightens below this prompt's distance
+        (`reprise._verify.feedback`), so that near rewordings of it miss too.
+        """
         entry = await self.vector_store.get(entry_id)
         if entry is None:
             return False
@@ -220,6 +256,9 @@ class SemanticCache:
             return await self.vector_store.delete(entry_id)
         rejected = sorted({*entry.meta.get("rejected", ()), _text_key(prompt)})
         meta = {**entry.meta, "rejected": rejected}
+        if entry.vector is not None:  # learn the entry's own limit from the mark
+            vector = (await self.embedder.embed([prompt]))[0]
+            meta = tightened(meta, 1.0 - float(vector @ entry.vector))
         await self.vector_store.upsert(_replace_meta(entry, meta))
         return True
 
@@ -227,6 +266,20 @@ class SemanticCache:
         # Candidates come from a little beyond the threshold so the verifier can
         # see the neighbourhood; the threshold itself is still enforced there.
         return min(1.0, threshold * 1.5 + 0.02)
+
+
+def _default_verifier() -> Verifier:
+    # Imported here: the verifier package builds on this module's Decision.
+    from reprise._verify import default_verifier
+
+    return default_verifier()
+
+
+def _at_precision(verifier: Verifier, target_precision: float | None) -> Verifier:
+    at = getattr(verifier, "at", None)
+    if target_precision is None or at is None:
+        return verifier
+    return at(target_precision)  # type: ignore[no-any-return]
 
 
 def _hit(entry: Entry, distance: float, tier: Tier) -> Hit:

@@ -442,6 +442,35 @@ def _phrase(words: Sequence[str], i: int, step: int, limit: int = 3) -> set[str]
     return out
 
 
+# Framings that ask for nothing: "Can you tell me X?" asks X.
+_FRAMES = tuple(
+    re.compile(f)
+    for f in (
+        r"^(?:please )?(?:can|could|would|will) you (?:please )?"
+        r"(?:tell me|let me know|explain|show me|give me)\b ?",
+        r"^(?:please )?tell me\b ?",
+        r"^i (?:want|would like|need|wanted) to know\b ?",
+        r"^do you know\b ?",
+        r"\bplease\b ?",
+        r"^(?:what|who|which) (?:is|are) (?=the )",
+    )
+)
+
+
+@lru_cache(maxsize=4096)
+def surface(text: str) -> str:
+    """The words of `text` without case, punctuation or a polite framing."""
+    out = " ".join(re.findall(r"\w+", text.lower().replace("’", "'")))
+    for frame in _FRAMES:
+        out = frame.sub("", out).strip()
+    return out
+
+
+def same_words(a: str, b: str) -> bool:
+    """The two prompts say the same words: only case, punctuation or framing differ."""
+    return surface(a) == surface(b)
+
+
 CHECKS = {
     "number": number_conflict,
     "unit": unit_conflict,

@@ -1,0 +1,144 @@
+"""The learned combiner: a logistic regression over cheap features of a candidate pair.
+
+Its weights are small and committed (`reprise/_data/verifier.json`), written by
+`scripts/train_verifier.py`, which reproduces them from the QQP dev pairs. At
+run time there is no training and no file outside the package.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from reprise._verify.align import ALIGN_FEATURES, Words, alignment
+from reprise._verify.rules import (
+    CHECKS,
+    Tokens,
+    content_words,
+    is_content,
+    same_words,
+    tokenize,
+)
+
+LEXICAL_FEATURES: tuple[str, ...] = (
+    "distance",
+    "distance_sq",
+    *(f"rule_{name}" for name in CHECKS),
+    "jaccard",
+    "only_prompt",
+    "only_cached",
+    "length_ratio",
+    "log_length",
+    "question_words_differ",
+    "first_question_word_differs",
+    "function_words_differ",
+    "same_words",
+)
+FEATURES: tuple[str, ...] = (*LEXICAL_FEATURES, *ALIGN_FEATURES)
+
+
+def _stem(word: str) -> str:
+    # Enough to make "doctor"/"doctors" and "dog"/"dogs" the same word.
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+# What a question asks for: "What is X?" and "How does X work?" want different answers.
+QUESTION_WORDS = frozenset(("what", "how", "why", "where", "who", "whom", "whose", "when", "which"))
+# Words too common to tell two requests apart, even among function words.
+_FILLER = frozenset(
+    ("a", "an", "the", "is", "are", "was", "were", "be", "do", "does", "did", "i", "you", "we")
+)
+
+
+def _function_word(word: str) -> bool:
+    return not is_content(word) and word not in _FILLER and word.isalpha()
+
+
+def lexical(a: Tokens, b: Tokens) -> tuple[float, ...]:
+    ca = {_stem(w) for w in content_words(a)}
+    cb = {_stem(w) for w in content_words(b)}
+    union = ca | cb
+    shorter, longer = sorted((len(ca), len(cb)))
+    qa = [w for w in a.words if w in QUESTION_WORDS]
+    qb = [w for w in b.words if w in QUESTION_WORDS]
+    fa = Counter(w for w in a.words if _function_word(w))
+    fb = Counter(w for w in b.words if _function_word(w))
+    return (
+        len(ca & cb) / len(union) if union else 1.0,
+        float(len(ca - cb)),
+        float(len(cb - ca)),
+        shorter / longer if longer else 1.0,
+        math.log1p(longer),
+        float(set(qa) != set(qb)),
+        float(qa[:1] != qb[:1]),
+        float(sum(((fa - fb) + (fb - fa)).values())),
+    )
+
+
+def features(
+    prompt: str,
+    cached: str,
+    distance: float,
+    prompt_words: Words | None = None,
+    cached_words: Words | None = None,
+) -> tuple[float, ...]:
+    """The feature vector of `FEATURES` (or `LEXICAL_FEATURES` when words are missing)."""
+    a, b = tokenize(prompt), tokenize(cached)
+    flags = tuple(float(check(a, b)) for check in CHECKS.values())
+    same = float(same_words(prompt, cached))
+    head = (distance, distance * distance, *flags, *lexical(a, b), same)
+    if prompt_words is None or cached_words is None:
+        return head
+    return (*head, *alignment(prompt_words, cached_words))
+
+
+@dataclass(frozen=True, slots=True)
+class Combiner:
+    """Logistic regression on standardised features; `cutoffs` maps target precision -> logit."""
+
+    names: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    cutoffs: Mapping[float, float]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Combiner:
+        return cls(
+            tuple(data["features"]),
+            np.asarray(data["mean"], dtype=np.float64),
+            np.asarray(data["scale"], dtype=np.float64),
+            np.asarray(data["coef"], dtype=np.float64),
+            float(data["intercept"]),
+            {float(k): float(v) for k, v in data["cutoffs"].items()},
+        )
+
+    def logit(self, values: Sequence[float]) -> float:
+        x = (np.asarray(values[: len(self.names)], dtype=np.float64) - self.mean) / self.scale
+        return float(x @ self.coef + self.intercept)
+
+    def cutoff(self, target_precision: float) -> float:
+        """The logit cut-off for `target_precision`, interpolated between trained points."""
+        points = sorted(self.cutoffs.items())
+        ps = [p for p, _ in points]
+        cs = [c for _, c in points]
+        return float(np.interp(target_precision, ps, cs))
+
+
+def load_combiners(name: str = "verifier.json") -> dict[str, Combiner]:
+    """The committed combiners by variant: "align" (with token alignment) and "lexical"."""
+    text = resources.files("reprise").joinpath("_data", name).read_text(encoding="utf-8")
+    data = json.loads(text)
+    return {variant: Combiner.from_dict(m) for variant, m in data["models"].items()}

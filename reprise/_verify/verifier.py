@@ -1,0 +1,138 @@
+"""The default verifier: rule checks, then a learned combiner over cheap features.
+
+    candidate (nearest first, already within the cache's threshold)
+      1. over its entry's own limit (feedback)    -> skip
+      2. a rule check fails (number, negation...) -> skip        every semantic candidate
+      3. combiner logit >= cut-off(target)        -> serve it
+The threshold is the outer edge of the grey zone: a candidate beyond it is
+clearly different and costs nothing. Rules run on every semantic candidate
+however near, because a swapped direction or number moves the sentence vector
+by almost nothing (0.001 for "from New York to Florida" and back). Exact-tier
+hits never reach a verifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+from reprise._cache import Decision
+from reprise._protocols import Embedder, Match
+from reprise._verify import DEFAULT_TARGET_PRECISION
+from reprise._verify.align import Words
+from reprise._verify.feedback import entry_limit
+from reprise._verify.model import Combiner, features, load_combiners
+from reprise._verify.rules import CHECKS, conflicts, same_words
+from reprise._verify.tokens import TokenCache, token_source
+
+
+@cache
+def _combiners() -> dict[str, Combiner]:
+    return load_combiners()
+
+
+class RuleVerifier:
+    """Serve the nearest candidate within the threshold that passes every rule check."""
+
+    def __init__(self, checks: Sequence[str] = tuple(CHECKS)) -> None:
+        self.checks = tuple(checks)
+
+    async def decide(self, prompt: str, candidates: Sequence[Match], threshold: float) -> Decision:
+        reasons = []
+        for match in candidates:
+            if match.distance > threshold:
+                break
+            failed = conflicts(prompt, match.entry.prompt, self.checks)
+            if failed:
+                reasons.append(f"{match.distance:.4f} rejected: {', '.join(failed)} differ")
+                continue
+            return Decision(match, f"distance {match.distance:.4f} <= {threshold}, rules pass")
+        return Decision(None, "; ".join(reasons) or "no candidate within the threshold")
+
+
+class LearnedVerifier:
+    """Rules, then a logistic combiner of distance, rule flags, lexical and alignment features.
+
+    `target_precision` is the strictness: the share of served semantic hits
+    meant to be right, as calibrated out-of-fold on the QQP dev pairs (0.80 to
+    0.95; higher is stricter). `rules=False` and `alignment=False` switch parts
+    off to measure them; without token vectors (a remote embedder) the lexical
+    combiner is used.
+    """
+
+    def __init__(
+        self,
+        target_precision: float = DEFAULT_TARGET_PRECISION,
+        *,
+        rules: bool = True,
+        alignment: bool = True,
+        embedder: Embedder | None = None,
+    ) -> None:
+        if not 0.0 < target_precision < 1.0:
+            raise ValueError(f"target_precision must be in (0, 1), got {target_precision}")
+        self.target_precision = target_precision
+        self.rules = rules
+        self.alignment = alignment
+        self._tokens: TokenCache | None = None
+        self._siblings: dict[float, LearnedVerifier] = {}
+        if embedder is not None:
+            self.bind(embedder)
+
+    def at(self, target_precision: float) -> LearnedVerifier:
+        """This verifier at another strictness, sharing its word-vector source."""
+        if target_precision == self.target_precision:
+            return self
+        sibling = self._siblings.get(target_precision)
+        if sibling is None:
+            sibling = LearnedVerifier(target_precision, rules=self.rules, alignment=self.alignment)
+            self._siblings[target_precision] = sibling
+        sibling._tokens = self._tokens
+        return sibling
+
+    def bind(self, embedder: Embedder) -> None:
+        """Take word vectors from `embedder`'s model calls (the cache calls this)."""
+        self._tokens = token_source(embedder) if self.alignment else None
+
+    async def decide(self, prompt: str, candidates: Sequence[Match], threshold: float) -> Decision:
+        within = [m for m in candidates if m.distance <= threshold]
+        if not within:
+            return Decision(None, "no candidate within the threshold")
+        words = await self._words([prompt, *(m.entry.prompt for m in within)])
+        variant = "align" if words is not None else "lexical"
+        combiner = _combiners()[variant]
+        cutoff = combiner.cutoff(self.target_precision)
+        reasons = []
+        for i, match in enumerate(within):
+            reason = self._reject(prompt, match)
+            if reason is None and same_words(prompt, match.entry.prompt):
+                return Decision(
+                    match, f"distance {match.distance:.4f}, same words (case, punctuation)"
+                )
+            if reason is None:
+                pair = (words[0], words[i + 1]) if words is not None else (None, None)
+                x = features(prompt, match.entry.prompt, match.distance, *pair)
+                score = combiner.logit(x)
+                if score >= cutoff:
+                    return Decision(
+                        match,
+                        f"distance {match.distance:.4f}, {variant} score {score:.2f} >= "
+                        f"{cutoff:.2f} (target precision {self.target_precision})",
+                    )
+                reason = f"{variant} score {score:.2f} < {cutoff:.2f}"
+            reasons.append(f"{match.distance:.4f} rejected: {reason}")
+        return Decision(None, "; ".join(reasons))
+
+    def _reject(self, prompt: str, match: Match) -> str | None:
+        limit = entry_limit(match.entry.meta)
+        if limit is not None and match.distance > limit:
+            return f"over the entry's own limit {limit:.4f} (feedback)"
+        if self.rules:
+            failed = conflicts(prompt, match.entry.prompt)
+            if failed:
+                return f"{', '.join(failed)} differ"
+        return None
+
+    async def _words(self, texts: Sequence[str]) -> list[Words] | None:
+        if self._tokens is None:
+            return None
+        return await self._tokens.words(texts)

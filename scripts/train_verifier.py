@@ -1,0 +1,324 @@
+"""Train the verifier's learned combiner and write reprise/_data/verifier.json.
+
+    .venv/bin/python scripts/train_verifier.py [--data ../shared/data] [--out FILE]
+
+Reproducible: the local model's token embeddings (one pass, cached under
+--cache), then a logistic regression over the verifier's cheap features
+(bi-encoder distance, rule flags, alignment gaps, lexical overlap), fitted on
+the QQP dev pairs with cross-validation grouped by `group`, so that no question
+is in both the fitted and the scored folds. The operating points (probability
+cut-offs per target precision) are read off the out-of-fold scores, never off
+rows the model was fitted on. `--report` prints per-dataset figures instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pickle
+import sys
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from reprise._bench.data import Pair, load_pairs  # noqa: E402
+from reprise._verify.align import ALIGN_FEATURES, Words, merge_pieces  # noqa: E402
+from reprise._verify.model import (  # noqa: E402
+    FEATURES,
+    LEXICAL_FEATURES,
+    features,
+)
+from reprise._verify.rules import CHECKS  # noqa: E402
+
+FOLDS = 5
+# The distance beyond which a candidate is clearly different: SemanticCache's
+# default score_threshold, which the default cut-offs are calibrated under.
+CEILING = 0.1
+# The pairs the combiner is fitted on: a little beyond the ceiling, so that it
+# also ranks sensibly for callers with a looser threshold (APIM's example 0.15).
+ZONE = 0.15
+TARGETS = (0.80, 0.85, 0.90, 0.95)
+
+
+CONSTRUCTED = ROOT / "tests" / "data" / "constructed_pairs.jsonl"
+
+
+def datasets(data: Path) -> dict[str, list[Pair]]:
+    out = {"qqp": load_pairs(data / "qqp_dev.jsonl"), "constructed": load_pairs(CONSTRUCTED)}
+    for name, rel in {
+        "sick": "sick/SICK_train.txt",
+        "mrpc": "mrpc/msr_paraphrase_train.txt",
+        "stsb": "stsb/sts-train.csv",
+    }.items():
+        if (data / rel).is_file():
+            out[name] = load_pairs(data / rel)
+    return out
+
+
+async def _embed_all(texts: list[str]) -> dict[str, tuple[Words, np.ndarray]]:
+    from reprise._embedders.local import LocalEmbedder
+
+    embedder = LocalEmbedder(threads=2)
+    out: dict[str, tuple[Words, np.ndarray]] = {}
+    try:
+        for start in range(0, len(texts), 256):
+            batch = texts[start : start + 256]
+            for text, te in zip(batch, await embedder.embed_tokens(batch), strict=True):
+                w = merge_pieces(te.tokens, te.vectors)
+                w = Words(w.words, w.vectors.astype(np.float16), w.content)
+                out[text] = (w, te.sentence)
+            if start % 5120 == 0:
+                print(f"  embedded {start + len(batch)}/{len(texts)}", file=sys.stderr)
+    finally:
+        await embedder.aclose()
+    return out
+
+
+def token_cache(
+    name: str, pairs: Sequence[Pair], cache: Path
+) -> dict[str, tuple[Words, np.ndarray]]:
+    texts = sorted({t for p in pairs for t in (p.text_a, p.text_b)})
+    digest = zlib.crc32("\n".join(texts).encode())
+    path = cache / f"{name}-{digest:08x}.pkl"
+    if path.is_file():
+        with path.open("rb") as f:
+            return pickle.load(f)  # our own cache file
+    table = asyncio.run(_embed_all(texts))
+    cache.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        pickle.dump(table, f)
+    return table
+
+
+def feature_matrix(pairs: Sequence[Pair], table: dict[str, tuple[Words, np.ndarray]]) -> np.ndarray:
+    rows = []
+    for p in pairs:
+        wa, va = table[p.text_a]
+        wb, vb = table[p.text_b]
+        distance = 1.0 - float(np.dot(va, vb))
+        wa = Words(wa.words, wa.vectors.astype(np.float32), wa.content)
+        wb = Words(wb.words, wb.vectors.astype(np.float32), wb.content)
+        # The cache stores text_a and looks up text_b: the same order here.
+        rows.append(features(p.text_b, p.text_a, distance, wb, wa))
+    return np.asarray(rows, dtype=np.float64)
+
+
+def fold_of(group: str | None, text: str) -> int:
+    return zlib.crc32((group or text).encode()) % FOLDS
+
+
+class Logistic:
+    """L2-regularised logistic regression by Newton's method, on standardised features."""
+
+    def __init__(self, l2: float = 1.0) -> None:
+        self.l2 = l2
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Logistic:
+        self.mean = x.mean(axis=0)
+        self.scale = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
+        z = np.hstack([(x - self.mean) / self.scale, np.ones((len(x), 1))])
+        w = np.zeros(z.shape[1])
+        reg = np.full(z.shape[1], self.l2)
+        reg[-1] = 0.0
+        for _ in range(50):
+            p = 1.0 / (1.0 + np.exp(-(z @ w)))
+            grad = z.T @ (p - y) + reg * w
+            hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg)
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        self.coef, self.intercept = w[:-1], w[-1]
+        return self
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
+
+
+def recall_at(scores: np.ndarray, y: np.ndarray, precision: float) -> tuple[float, float]:
+    """Best recall with precision >= `precision` when serving scores >= a cut-off; (recall, cut)."""
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(y[order])
+    n = np.arange(1, len(y) + 1)
+    prec = tp / n
+    ok = np.nonzero(prec >= precision)[0]
+    if ok.size == 0:
+        return 0.0, float("inf")
+    i = ok.max()
+    return float(tp[i] / max(y.sum(), 1)), float(scores[order][i])
+
+
+# Variants measured in the report: which features, and whether rule conflicts veto.
+VARIANTS: dict[str, tuple[tuple[str, ...] | None, bool]] = {
+    "threshold (baseline)": (None, False),
+    "rules": (None, True),
+    "alignment": (("distance", "distance_sq", *ALIGN_FEATURES), False),
+    "combiner, no alignment": (LEXICAL_FEATURES, True),
+    "combiner, no rule veto": (FEATURES, False),
+    "default (rules + alignment + combiner)": (FEATURES, True),
+}
+
+
+def fit(
+    x: np.ndarray, y: np.ndarray, names: Sequence[str], l2: float, *, veto: bool = True
+) -> Logistic:
+    """Fit on the grey zone only: pairs within `ZONE` that no rule vetoes.
+
+    Those are the pairs the verifier ever scores; fitted on all pairs, the far
+    ones (easy negatives) dominate the loss and blur the ranking at the top.
+    """
+    cols = [FEATURES.index(n) for n in names]
+    keep = x[:, 0] <= ZONE
+    if veto:
+        keep &= ~x[:, [FEATURES.index(f"rule_{c}") for c in CHECKS]].any(axis=1)
+    return Logistic(l2).fit(x[keep][:, cols], y[keep])
+
+
+def scores_for(
+    x: np.ndarray, names: tuple[str, ...] | None, veto: bool, model: Logistic | None
+) -> np.ndarray:
+    """Higher = more confident it is the same request; vetoed pairs get -inf."""
+    if names is None or model is None:
+        s = -x[:, FEATURES.index("distance")]
+    else:
+        s = model.logit(x[:, [FEATURES.index(n) for n in names]])
+    if veto:
+        flags = x[:, [FEATURES.index(f"rule_{c}") for c in CHECKS]].any(axis=1)
+        if names is not None:  # the learned verifier serves "same words" without scoring
+            s = np.where(x[:, FEATURES.index("same_words")] > 0, np.inf, s)
+        s = np.where(flags, -np.inf, s)
+    return s
+
+
+def rate_table(scores: np.ndarray, y: np.ndarray, cut: float) -> tuple[float, float, float, float]:
+    """Hit rate, precision, recall and false-hit rate when serving scores >= cut."""
+    hit = scores >= cut
+    n_hit = max(int(hit.sum()), 1)
+    return (
+        float(hit.mean()),
+        float((hit & (y == 1)).sum() / n_hit) if hit.any() else float("nan"),
+        float((hit & (y == 1)).sum() / max(int(y.sum()), 1)),
+        float((hit & (y == 0)).mean()),
+    )
+
+
+def report(
+    sets: dict[str, list[Pair]], x_of: dict[str, np.ndarray], ceiling: float, l2: float
+) -> str:
+    """Markdown tables: every variant on every set, QQP out-of-fold (grouped by `group`)."""
+    qqp = sets["qqp"]
+    y_q = np.array([p.label for p in qqp], dtype=np.float64)
+    folds = np.array([fold_of(p.group, p.text_a) for p in qqp])
+    lines = [
+        f"Default operating point: distance ceiling {ceiling} (the cache's `score_threshold`), "
+        "combiner cut-off for target precision 0.90 (out-of-fold on QQP dev).",
+        "",
+        "| variant | set | recall @P0.85 | recall @P0.90 | hit rate | precision | recall "
+        "| false-hit rate | false hits: hard negatives | number mismatches | contradictions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, (names, veto) in VARIANTS.items():
+        within_q = x_of["qqp"][:, 0] <= ceiling
+        oof = np.full(len(y_q), -np.inf)
+        for k in range(FOLDS):
+            model = (
+                fit(x_of["qqp"][folds != k], y_q[folds != k], names, l2, veto=veto)
+                if names
+                else None
+            )
+            part = folds == k
+            oof[part] = scores_for(x_of["qqp"][part], names, veto, model)
+        oof = np.where(within_q, oof, -np.inf)
+        cut = recall_at(oof, y_q, 0.90)[1] if names else -ceiling
+        full = fit(x_of["qqp"], y_q, names, l2, veto=veto) if names else None
+        for name, pairs in sets.items():
+            y = np.array([p.label for p in pairs], dtype=np.float64)
+            x = x_of[name]
+            s = oof if name == "qqp" else scores_for(x, names, veto, full)
+            s = np.where(x[:, 0] <= ceiling, s, -np.inf)
+            r85, r90 = recall_at(s, y, 0.85)[0], recall_at(s, y, 0.90)[0]
+            hit_rate, precision, recall, fhr = rate_table(s, y, cut)
+            slices = []
+            for flag in ("hard_negative", "number_mismatch", "contradiction"):
+                mask = np.array([bool(p.flags.get(flag)) and p.label == 0 for p in pairs])
+                slices.append(f"{(s[mask] >= cut).mean():.1%}" if mask.any() else "-")
+            lines.append(
+                f"| {variant} | {name} | {r85:.3f} | {r90:.3f} | {hit_rate:.1%} | "
+                f"{precision:.3f} | {recall:.3f} | {fhr:.2%} | {' | '.join(slices)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def train(x: np.ndarray, y: np.ndarray, folds: np.ndarray, ceiling: float, l2: float) -> dict:
+    """Both runtime combiners, with cut-offs read off out-of-fold scores under the ceiling."""
+    models = {}
+    within = x[:, 0] <= ceiling
+    for variant, names in (("align", FEATURES), ("lexical", LEXICAL_FEATURES)):
+        oof = np.full(len(y), -np.inf)
+        for k in range(FOLDS):
+            model = fit(x[folds != k], y[folds != k], names, l2)
+            oof[folds == k] = scores_for(x[folds == k], names, True, model)
+        oof = np.where(within, oof, -np.inf)
+        full = fit(x, y, names, l2)
+        cutoffs = {}
+        for target in TARGETS:
+            recall, cut = recall_at(oof, y, target)
+            cutoffs[f"{target:.2f}"] = round(cut, 6)
+            print(f"{variant:8s} out-of-fold recall at precision {target:.2f}: {recall:.3f}")
+        models[variant] = {
+            "features": list(names),
+            "mean": full.mean.round(6).tolist(),
+            "scale": full.scale.round(6).tolist(),
+            "coef": full.coef.round(6).tolist(),
+            "intercept": round(float(full.intercept), 6),
+            "cutoffs": cutoffs,
+        }
+    return models
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/reprise-verifier-cache"))
+    parser.add_argument("--out", type=Path, default=ROOT / "reprise" / "_data" / "verifier.json")
+    parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument(
+        "--ceiling", type=float, default=CEILING, help="the cache threshold the cut-offs assume"
+    )
+    parser.add_argument("--report", type=Path, default=None, help="also write tables here")
+    args = parser.parse_args(argv)
+    sets = datasets(args.data)
+    if not args.report:
+        sets = {"qqp": sets["qqp"]}
+    x_of = {
+        name: feature_matrix(pairs, token_cache(name, pairs, args.cache))
+        for name, pairs in sets.items()
+    }
+    qqp = sets["qqp"]
+    y = np.array([p.label for p in qqp], dtype=np.float64)
+    folds = np.array([fold_of(p.group, p.text_a) for p in qqp])
+    models = train(x_of["qqp"], y, folds, args.ceiling, args.l2)
+    meta = {
+        "trained_on": "qqp_dev.jsonl",
+        "folds": FOLDS,
+        "grouped_by": "group",
+        "l2": args.l2,
+        "ceiling": args.ceiling,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "models": models}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    if args.report:
+        args.report.write_text(report(sets, x_of, args.ceiling, args.l2))
+        print(f"wrote {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

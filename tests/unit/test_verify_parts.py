@@ -1,0 +1,102 @@
+"""The verifier's parts as pure functions: alignment, features, combiner, feedback limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reprise import Entry, Match
+from reprise._verify import VERIFIERS
+from reprise._verify.align import Words, alignment, merge_pieces
+from reprise._verify.feedback import entry_limit, tightened, within_limit
+from reprise._verify.model import FEATURES, LEXICAL_FEATURES, features, load_combiners
+from reprise._verify.verifier import LearnedVerifier, RuleVerifier
+
+
+def _vec(*xs: float) -> np.ndarray:
+    v = np.asarray(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_word_pieces_merge_into_words_with_mean_vectors() -> None:
+    vectors = np.stack([_vec(1, 0, 0), _vec(0, 1, 0), _vec(0, 0, 1)])
+    words = merge_pieces(["vegan", "##ism", "?"], vectors)
+    assert words.words == ("veganism", "?")
+    assert words.content == (True, False)
+    assert np.allclose(words.vectors[0], _vec(1, 1, 0), atol=1e-6)
+
+
+def test_alignment_finds_the_word_without_a_counterpart() -> None:
+    same = Words(("cheap", "flights"), np.stack([_vec(1, 0, 0), _vec(0, 1, 0)]), (True, True))
+    swapped = Words(("cheap", "trains"), np.stack([_vec(1, 0, 0), _vec(0, 0, 1)]), (True, True))
+    assert alignment(same, same)[0] == pytest.approx(0.0, abs=1e-6)
+    gap_max, gap_min_side, _, count, _ = alignment(same, swapped)
+    assert gap_max == pytest.approx(1.0, abs=1e-6)
+    assert gap_min_side == pytest.approx(1.0, abs=1e-6)  # both sides lack something
+    assert count == 2
+
+
+def test_features_have_the_declared_length() -> None:
+    words = Words(("hi",), np.stack([_vec(1, 0)]), (True,))
+    assert len(features("What is 2+2?", "What is 2+3?", 0.01)) == len(LEXICAL_FEATURES)
+    assert len(features("a", "b", 0.01, words, words)) == len(FEATURES)
+
+
+def test_the_committed_combiners_load_and_rank_sensibly() -> None:
+    combiners = load_combiners()
+    assert set(combiners) == {"align", "lexical"}
+    lexical = combiners["lexical"]
+    near = lexical.logit(features("How do I bake bread?", "How can I bake bread?", 0.02))
+    far = lexical.logit(features("How do I bake bread?", "How do I grow wheat?", 0.25))
+    assert near > far
+    # stricter targets need higher scores
+    assert lexical.cutoff(0.95) >= lexical.cutoff(0.90) >= lexical.cutoff(0.85)
+
+
+def test_feedback_limits_only_tighten() -> None:
+    meta = tightened({}, 0.08)
+    limit = entry_limit(meta)
+    assert limit is not None
+    assert limit < 0.08
+    assert not within_limit(meta, 0.08)
+    assert within_limit(meta, limit)
+    assert entry_limit(tightened(meta, 0.5)) == limit
+    assert within_limit({}, 0.99)
+
+
+def _match(prompt: str, distance: float) -> Match:
+    return Match(Entry(id=prompt, partition="", prompt=prompt, response="r"), distance)
+
+
+async def test_rule_verifier_skips_conflicting_candidates_for_the_next() -> None:
+    decision = await RuleVerifier().decide(
+        "What is 17 times 23?",
+        [_match("What is 18 times 23?", 0.005), _match("what is 17 times 23", 0.02)],
+        0.1,
+    )
+    assert decision.match is not None
+    assert decision.match.entry.prompt == "what is 17 times 23"
+
+
+async def test_learned_verifier_reports_why_it_refused() -> None:
+    verifier = LearnedVerifier()  # unbound: no token vectors, the lexical combiner
+    decision = await verifier.decide(
+        "Sort the list in descending order", [_match("Sort the list in ascending order", 0.01)], 0.1
+    )
+    assert decision.match is None
+    assert "antonym" in decision.reason
+    beyond = await verifier.decide("x", [_match("y", 0.3)], 0.1)
+    assert (beyond.match, beyond.reason) == (None, "no candidate within the threshold")
+
+
+def test_target_precision_is_validated() -> None:
+    with pytest.raises(ValueError, match="target_precision"):
+        LearnedVerifier(1.0)
+
+
+def test_every_named_configuration_resolves() -> None:
+    from reprise._backends import import_from_string
+
+    for name, target in VERIFIERS.items():
+        verifier = import_from_string(target)()
+        assert hasattr(verifier, "decide"), name
