@@ -7,9 +7,11 @@ used once, by `reprise model export`, to write the transformer to ONNX (see
 same model call can also hand out per-token vectors (`embed_tokens`).
 
 Concurrent `embed()` calls are micro-batched: each call queues its texts, and
-one worker task takes everything queued and runs it in one ORT call on a
-dedicated thread. A lone request starts at once (no waiting window); requests
-arriving while the model is busy ride together on the next call.
+one worker task takes everything queued (up to `max_batch` texts) and runs it
+on a dedicated thread, off the event loop. A lone request starts at once (no
+waiting window); requests arriving while the model is busy ride together on the
+next step. A step is one ORT call, or a few when the texts' lengths differ so
+much that padding them to the longest would cost more (`_chunks`).
 """
 
 from __future__ import annotations
