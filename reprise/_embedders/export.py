@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -29,15 +30,19 @@ _CHECK_TEXTS = ["a", "How do I export a BERT model to ONNX with dynamic axes and
 
 
 def run(args: argparse.Namespace) -> int:
-    """The CLI entry point (wired in `reprise._cli`)."""
+    """The CLI entry point (wired in `reprise._cli`); 1 with a one-line message on failure."""
     model_dir = Path(args.model_dir) if args.model_dir else None
-    spec = ModelSpec.load(model_dir)
-    target = spec.onnx_path()
-    if target.is_file() and not args.force:
-        if not args.quiet:
-            print(f"{spec.name}: already exported to {target}")
-        return 0
-    path = export(spec, force=args.force)
+    try:
+        spec = ModelSpec.load(model_dir)
+        target = spec.onnx_path()
+        if target.is_file() and not args.force:
+            if not args.quiet:
+                print(f"{spec.name}: already exported to {target}")
+            return 0
+        path = export(spec, force=args.force)
+    except EmbedderError as exc:
+        print(f"reprise model export: {exc}", file=sys.stderr)
+        return 1
     if not args.quiet:
         print(f"{spec.name}: exported to {path}")
     return 0

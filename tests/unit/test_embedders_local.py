@@ -465,3 +465,12 @@ async def test_another_models_pooling_and_length_match_sentence_transformers(
     finally:
         await default_embedder.aclose()
     assert cosines(ours, default).min() < 0.99  # the configs did change the vectors
+
+
+def test_export_command_reports_a_bad_model_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprise._cli import main
+
+    assert main(["model", "export", "--model-dir", str(tmp_path)]) == 1
+    assert "has no tokenizer.json" in capsys.readouterr().err
