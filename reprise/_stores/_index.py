@@ -45,7 +45,7 @@ Distances = npt.NDArray[np.float32]
 class HNSWParams:
     """When to switch to HNSW and how to build it (see benchmarks/store.md for the figures)."""
 
-    threshold: int = 20_000
+    threshold: int = 10_000
     connectivity: int = 16
     expansion_add: int = 128
     expansion_search: int = 128
