@@ -6,8 +6,8 @@
     hot entries         an LRU of recently read or written entries
 
 `get` of an unknown id answers from the row map alone; a hot entry needs no I/O
-either. Searching is pure numpy / usearch on the event loop (well under a
-millisecond, see benchmarks/store.md); only the few matches within
+either. Searching is pure numpy / usearch on the event loop (about a millisecond,
+see benchmarks/store.md); only the few matches within
 `max_distance` are read from SQLite. Prompts and responses never sit in
 memory beyond the hot LRU, so a million entries cost their vectors plus
 about 200 bytes each.
@@ -86,6 +86,7 @@ class EmbeddedStore:
         self._hot: OrderedDict[str, Entry] = OrderedDict()
         self._next_label = 1
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loaded = False  # a half-loaded index must never be saved as the truth
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({self.path!r}, entries={len(self._rows)})"
@@ -98,6 +99,7 @@ class EmbeddedStore:
         try:
             self._next_label = await self._run(self._db.open, dims)
             await self._run(self._load, time.time())
+            self._loaded = True
         except BaseException:
             await self.aclose()
             raise
@@ -114,6 +116,7 @@ class EmbeddedStore:
                 await self._run(self._db.close)
             self._executor.shutdown(wait=True)
             self._executor = None
+        self._loaded = False
         self._forget_everything()
 
     async def get(self, entry_id: str) -> Entry | None:
@@ -311,7 +314,7 @@ class EmbeddedStore:
 
     async def _save_graphs(self) -> None:
         graphs = {n: i.hnsw for n, i in self._partitions.items() if i.hnsw is not None}
-        if self._saved is not None and graphs:
+        if self._saved is not None and self._loaded and graphs:
             await self._run(self._saved.save, self._db, graphs)
 
     async def _purge_forever(self) -> None:

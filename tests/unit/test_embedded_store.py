@@ -14,6 +14,7 @@ import pytest
 from reprise._exceptions import IndexMismatch, StoreError, StoreUnavailable
 from reprise._protocols import Entry, Vector
 from reprise._stores._index import ExactIndex, HNSWIndex
+from reprise._stores._sqlite import Database
 from reprise._stores.embedded import EmbeddedStore
 from tests.fakes import DIMS, at_distance, unit
 
@@ -350,3 +351,26 @@ def test_exact_index_search_spans_blocks_and_survives_removals() -> None:
     assert labels.tolist() == want.tolist()
     np.testing.assert_allclose(distances, 1.0 - vectors[want] @ query, atol=1e-5)
     assert len(index) == len(kept)
+
+
+async def test_a_failed_open_saves_no_graph_and_the_next_open_rebuilds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _filled(tmp_path)
+
+    def broken(*args: object, **kw: object) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Database, "live_rows", broken)
+    with pytest.raises(StoreUnavailable, match="disk I/O"):
+        await EmbeddedStore(tmp_path, ann_threshold=50).open(DIMS)
+    monkeypatch.undo()
+    with sqlite3.connect(tmp_path / "cache.sqlite3") as con:
+        assert con.execute("SELECT value FROM settings WHERE key = 'ann_token'").fetchall() == []
+
+    store = EmbeddedStore(tmp_path, ann_threshold=50)
+    await store.open(DIMS)
+    try:
+        assert len(store._partitions["p"]) == 60
+    finally:
+        await store.aclose()
