@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from reprise._backends import import_from_string, make_embedder
 from reprise._cache import SemanticCache
-from reprise._exceptions import CacheError
+from reprise._exceptions import CacheError, EmbedderError
 from reprise._gateway.config import Backend, GatewayConfig
 from reprise._gateway.trace import log_event
 from reprise._protocols import Embedder
@@ -28,7 +28,7 @@ _WARM_UP_TEXT = "warm up the embedding model"
 class CacheSlot:
     """A cache that may not be open yet. `cache` is None until it is."""
 
-    def __init__(self, name: str, factory: Callable[[], SemanticCache]) -> None:
+    def __init__(self, name: str, factory: Callable[[], Awaitable[SemanticCache]]) -> None:
         self.name = name
         self.factory = factory
         self.cache: SemanticCache | None = None
@@ -40,7 +40,7 @@ class CacheSlot:
             return True
         cache: SemanticCache | None = None
         try:
-            cache = self.factory()
+            cache = await self.factory()
             await cache.open()
             # The first model call builds ORT's buffers; pay it here, not in a lookup budget.
             await cache.embedder.embed([_WARM_UP_TEXT])
@@ -92,10 +92,11 @@ def make_slots(config: GatewayConfig) -> dict[str, CacheSlot]:
     for backend in backends:
         store = _store_for(config.cache.url, backend, shared=len(backends) > 1)
 
-        def factory(backend: Backend = backend, store: str = store) -> SemanticCache:
+        async def factory(backend: Backend = backend, store: str = store) -> SemanticCache:
+            embedder = await _embedder_with_dims(backend)
             return SemanticCache(
                 store=store,
-                embedder=embedder_for(backend),
+                embedder=embedder,
                 ttl=None,  # every store passes the policy's duration
                 candidates=config.cache.candidates,
             )
@@ -110,6 +111,25 @@ def _store_for(url: str, backend: Backend, *, shared: bool) -> str:
     if not shared or url == ":memory:" or "://" in url:
         return url
     return str(Path(url) / backend.id)
+
+
+async def _embedder_with_dims(backend: Backend) -> Embedder:
+    """The backend's embedder, its dimensions known.
+
+    A remote endpoint tells its dimensions only by answering; asking once here
+    means nothing downstream (the cache, the verifier) meets an embedder that
+    cannot say its `dims` yet, and an endpoint that is down fails right here.
+    """
+    embedder = embedder_for(backend)
+    try:
+        embedder.dims  # noqa: B018 - the property raises while unknown
+    except EmbedderError:
+        try:
+            await embedder.embed([_WARM_UP_TEXT])
+        except BaseException:
+            await embedder.aclose()
+            raise
+    return embedder
 
 
 def embedder_for(backend: Backend) -> Embedder:

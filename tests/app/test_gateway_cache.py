@@ -20,7 +20,7 @@ from tests.gateway_fixtures import FakeUpstreamServer, chat, post, settle
 async def test_exact_repeat_hits_without_calling_the_backend(
     gateway_client: httpx.AsyncClient, fake_upstream: FakeUpstreamServer
 ) -> None:
-    prompt = "How many moons does Jupiter have?"
+    prompt = "How many moons does Neptune have?"
     first = await post(gateway_client, chat(prompt))
     await settle()
     second = await post(gateway_client, chat(prompt))
