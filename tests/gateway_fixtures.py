@@ -242,7 +242,7 @@ subscriptions:
         _api("keep-system", extra=""),
         _api("rl", rate_limit='<rate-limit calls="2" renewal-period="60" />'),
         _api("rlk", rate_limit=by_team),
-        _api("ttl", duration=1),
+        _api("ttl", duration=2),
         _api("dead", embeddings="dead-embed"),
         _api("authed", backend="authed"),
         _api("sub", vary_by="<vary-by>@(context.Subscription.Id)</vary-by>"),

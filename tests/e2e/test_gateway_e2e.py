@@ -190,7 +190,7 @@ async def test_ttl_expiry(sdk: Clients, gateway: GatewayServer) -> None:
     prompt = "How many legs does a spider have?"
     assert (await ask(client, prompt))[0] == "MISS"
     assert (await ask(client, prompt))[0] == "HIT"
-    await asyncio.sleep(1.2)  # duration="1"
+    await asyncio.sleep(2.2)  # duration="2"
     assert (await ask(client, prompt))[0] == "MISS"
 
 
