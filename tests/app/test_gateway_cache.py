@@ -221,11 +221,11 @@ async def test_legacy_completions_and_responses_are_cached(
 
 async def test_ttl_expiry(gateway_client: httpx.AsyncClient) -> None:
     prompt = "What is the boiling point of water at sea level?"
-    await post(gateway_client, chat(prompt), api="ttl")
+    await post(gateway_client, chat(prompt), api="ttl2")
     await settle()
-    hit = await post(gateway_client, chat(prompt), api="ttl")
+    hit = await post(gateway_client, chat(prompt), api="ttl2")
     await asyncio.sleep(2.2)  # the entry's duration is 2 s; the hit came well within it
-    expired = await post(gateway_client, chat(prompt), api="ttl")
+    expired = await post(gateway_client, chat(prompt), api="ttl2")
     assert hit.headers["x-cache-status"] == "HIT"
     assert expired.headers["x-cache-status"] == "MISS"
 

@@ -186,7 +186,7 @@ async def test_rate_limit_429_counts_misses_only(sdk: Clients, gateway: GatewayS
 
 
 async def test_ttl_expiry(sdk: Clients, gateway: GatewayServer) -> None:
-    client = sdk.openai(api="ttl")
+    client = sdk.openai(api="ttl2")
     prompt = "How many legs does a spider have?"
     assert (await ask(client, prompt))[0] == "MISS"
     assert (await ask(client, prompt))[0] == "HIT"
