@@ -129,8 +129,12 @@ for _canon, _spellings in {
 _EXCLUSIVE_GROUPS: tuple[str, ...] = (
     # antonyms
     "on off", "enable disable", "enabled disabled", "ascending descending", "asc desc",
-    "increase decrease", "increase reduce", "increasing decreasing", "before after",
+    "increase decrease", "increase reduce", "raise lower", "raise reduce", "rise fall",
+    "increase lower", "boost reduce", "gain lose", "increasing decreasing", "before after",
     "max min", "maximum minimum", "largest smallest", "biggest smallest", "highest lowest",
+    "shortest longest", "tallest shortest", "fastest slowest", "newest oldest",
+    "latest earliest", "hottest coldest", "heaviest lightest", "strongest weakest",
+    "richest poorest", "best worst",
     "best worst", "higher lower", "more less", "above below", "add remove", "push pull",
     "buy sell", "upload download", "import export", "start stop", "open close",
     "true false", "positive negative", "left right", "up down", "win lose", "hot cold",
@@ -351,9 +355,14 @@ def quantities(tokens: Tokens) -> Counter[tuple[float, str]]:
 
 def negation_conflict(a: Tokens, b: Tokens) -> bool:
     """One side is negated and the other is not ("can I" vs "can't I")."""
-    neg_a = sum(w in NEGATIONS for w in a.words)
-    neg_b = sum(w in NEGATIONS for w in b.words)
+    neg_a = sum(_negating(w) for w in a.words)
+    neg_b = sum(_negating(w) for w in b.words)
     return (neg_a % 2) != (neg_b % 2) or (neg_a > 0) != (neg_b > 0)
+
+
+def _negating(word: str) -> bool:
+    # "dairy-free" and "gluten free" say "without"
+    return word in NEGATIONS or word == "free" or word.endswith("-free")
 
 
 def antonym_conflict(a: Tokens, b: Tokens) -> bool:
@@ -402,10 +411,14 @@ def entity_conflict(a: Tokens, b: Tokens) -> bool:
 
 
 def direction_conflict(a: Tokens, b: Tokens) -> bool:
-    """The arguments of a directed relation swap sides ("from X to Y" vs "from Y to X")."""
+    """The arguments of a directed relation swap sides ("from X to Y" vs "from Y to X").
+
+    Both ends must move: a word going from source to target alone is more
+    often an infinitive read as a direction ("safe to drink tap water").
+    """
     src_a, dst_a = roles(a.words)
     src_b, dst_b = roles(b.words)
-    return bool((src_a & dst_b) or (dst_a & src_b))
+    return bool(src_a & dst_b) and bool(dst_a & src_b)
 
 
 def roles(words: Sequence[str]) -> tuple[frozenset[str], frozenset[str]]:
@@ -452,7 +465,22 @@ _FRAMES = tuple(
         r"^i (?:want|would like|need|wanted) to know\b ?",
         r"^do you know\b ?",
         r"\bplease\b ?",
-        r"^(?:what|who|which) (?:is|are) (?=the )",
+        r"^(?:what|who|which) (?:is|are) ",
+    )
+)
+
+
+_CONTRACTIONS = tuple(
+    (re.compile(p), full)
+    for p, full in (
+        (r"\b(what|who|where|when|how|it|that|there|here)'s\b", r"\1 is"),
+        (r"\bcan't\b", "cannot"),
+        (r"\bwon't\b", "will not"),
+        (r"n't\b", " not"),
+        (r"'re\b", " are"),
+        (r"'m\b", " am"),
+        (r"'ll\b", " will"),
+        (r"'ve\b", " have"),
     )
 )
 
@@ -460,10 +488,20 @@ _FRAMES = tuple(
 @lru_cache(maxsize=4096)
 def surface(text: str) -> str:
     """The words of `text` without case, punctuation or a polite framing."""
-    out = " ".join(re.findall(r"\w+", text.lower().replace("’", "'")))
+    text = text.lower().replace("’", "'")
+    for short, full in _CONTRACTIONS:
+        text = short.sub(full, text)
+    words = [w for w in re.findall(r"\w+", text) if w not in ("the", "a", "an")]
+    # "10 cm" and "ten centimeters" are the same words here
+    out = " ".join(_UNITS.get(w) or _canonical_number(w) for w in words)
     for frame in _FRAMES:
         out = frame.sub("", out).strip()
     return out
+
+
+def _canonical_number(word: str) -> str:
+    n = _NUMBER_WORDS.get(word)
+    return word if n is None else str(n)
 
 
 def same_words(a: str, b: str) -> bool:
