@@ -147,7 +147,7 @@ def _config_yaml(llm_port: int, data_dir: str) -> str:
 backends:
   simulated-llm: {{ url: "http://127.0.0.1:{llm_port}/v1" }}
   embeddings: {{ url: local }}
-cache: {{ url: "{data_dir}" }}
+cache: {{ url: "{data_dir}", lookup-budget-ms: 1000 }}  # kind to slow laptops
 apis:
   - name: demo
     path: /demo

@@ -221,8 +221,12 @@ def _api(name: str, backend: str = "chat", **policy: Any) -> str:
 """
 
 
-def app_config_yaml(upstream: str, *, subscriptions: bool = False, budget_ms: float = 250) -> str:
-    """The in-process test gateway: one API per behaviour under test."""
+def app_config_yaml(upstream: str, *, subscriptions: bool = False, budget_ms: float = 5000) -> str:
+    """The test gateway: one API per behaviour under test.
+
+    The lookup budget is generous: on a loaded CI machine an embedding can take
+    longer than the 250 ms default, and a FAILED lookup is not what most tests test.
+    """
     dead = free_port()  # nothing listens there: a dead embeddings backend
     by_team = (
         '<rate-limit-by-key calls="1" renewal-period="60" '
