@@ -348,7 +348,7 @@ class Gateway:
         if "no-cache" in directives:
             self._lookup_done(ex, "BYPASS", "Cache-Control: no-cache")
             return None
-        found = await self._explain(ex, slot, prompt.text, partition, policy.score_threshold)
+        found = await self._explain(ex, slot, prompt.text, partition, policy)
         if found is None:
             pending.may_store = False  # the cache is failing: a store would fail the same way
             return None
@@ -360,7 +360,7 @@ class Gateway:
         return found.hit
 
     async def _explain(
-        self, ex: Exchange, slot: CacheSlot, text: str, partition: str, threshold: float
+        self, ex: Exchange, slot: CacheSlot, text: str, partition: str, policy: SemanticCacheLookup
     ) -> Lookup | None:
         """The cache's answer within the lookup budget, or None (and FAILED) if it has none."""
         if slot.cache is None:
@@ -369,7 +369,12 @@ class Gateway:
         start = time.perf_counter()
         try:
             async with asyncio.timeout(self.budget):
-                found = await slot.cache.explain(text, partition, threshold=threshold)
+                found = await slot.cache.explain(
+                    text,
+                    partition,
+                    threshold=policy.score_threshold,
+                    target_precision=policy.target_precision,
+                )
         except TimeoutError:
             reason = f"lookup budget of {self.budget * 1e3:.0f} ms exceeded"
         except CacheError as exc:
@@ -389,7 +394,8 @@ class Gateway:
             return None
         ex.trace.add(
             "lookup",
-            threshold=threshold,
+            threshold=policy.score_threshold,
+            target_precision=policy.target_precision,
             best_score=found.best_distance,
             candidates=found.candidates,
             embed_ms=round(found.embed_ms, 3),

@@ -70,6 +70,9 @@ class SemanticCacheLookup:
     embeddings_backend_auth: str | None = None
     ignore_system_messages: bool = False
     max_message_count: int | None = None
+    # Reprise's own: the verifier's strictness, the share of semantic hits meant
+    # to be right (0.80-0.95); None keeps the cache's default (0.90).
+    target_precision: float | None = None
     vary_by: tuple[Expression, ...] = ()
     family: Family = "llm"
     line: int = field(default=0, compare=False)  # where it was written, for messages
@@ -242,6 +245,16 @@ def _distance(value: str) -> float:
     return number
 
 
+def _precision(value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        number = -1.0
+    if not 0.0 < number < 1.0:
+        raise ValueError("must be a precision between 0 and 1 (higher is stricter), e.g. 0.9")
+    return number
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered not in ("true", "false"):
@@ -284,6 +297,7 @@ _LOOKUP: dict[str, _Attr] = {
     "embeddings-backend-auth": _Attr("embeddings_backend_auth", _auth),
     "ignore-system-messages": _Attr("ignore_system_messages", _no_expression(_bool)),
     "max-message-count": _Attr("max_message_count", _no_expression(_positive_int)),
+    "target-precision": _Attr("target_precision", _no_expression(_precision)),
 }
 _STORE: dict[str, _Attr] = {
     "duration": _Attr("duration", _no_expression(_positive_int), required=True),
