@@ -93,3 +93,23 @@ def test_429_error_shape_and_retry_after() -> None:
     body = json.loads(error.body())["error"]
     assert body["code"] == "rate_limit_exceeded"
     assert set(body) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "expected"),
+    [
+        ("POST", "/v1/chat/completions", "chat"),
+        ("POST", "/openai/deployments/gpt/chat/completions", "chat"),
+        ("POST", "/v1/completions", "completions"),
+        ("POST", "/v1/responses", "responses"),
+        ("POST", "/v1/responses/", "responses"),
+        ("GET", "/v1/responses/resp_1", None),
+        ("GET", "/v1/chat/completions", None),
+        ("POST", "/v1/embeddings", None),
+        ("POST", "/v1/responses/resp_1/cancel", None),
+    ],
+)
+def test_which_requests_go_through_the_cache(method: str, suffix: str, expected: str) -> None:
+    from reprise._gateway.app import _endpoint
+
+    assert _endpoint(method, suffix) == expected
