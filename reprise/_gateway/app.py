@@ -93,6 +93,7 @@ SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream"), (b"cache-contro
 _DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
 _STARTUP_WAIT = 30.0  # seconds the first cache-open attempt may delay startup
 _DRAIN_WAIT = 10.0  # seconds shutdown waits for pending stores
+_PROBES = frozenset({"/healthz", "/metrics"})
 STORE_TASK = "reprise-store"  # the name of the background tasks that store answers
 
 
@@ -231,6 +232,9 @@ class Gateway:
             health = {"status": "ok", "caches": caches, "pending_stores": self.pending_stores}
             await ex.respond(200, JSON_HEADERS, json.dumps(health).encode())
             return
+        if path == "/reprise/feedback" and method == "POST":
+            await self._feedback(ex, receive)
+            return
         match = self.config.match_api(path)
         if match is None:
             raise not_found(path)
@@ -246,6 +250,25 @@ class Gateway:
             await self._passthrough(ex, receive, api, suffix, caller)
         else:
             await self._cached(ex, receive, api, suffix, endpoint, caller)
+
+    async def _feedback(self, ex: Exchange, receive: Receive) -> None:
+        """`{"entry_id", "prompt", "correct": false}`: the served entry (`X-Cache-Entry`)
+        was a wrong answer to `prompt` (the cached text of the request); it is never
+        served for that prompt again and its own distance limit tightens."""
+        self._authenticate(ex.scope)
+        payload = parse_json(await read_body(receive, ex.scope, self.config.max_body_bytes))
+        entry_id, prompt = payload.get("entry_id"), payload.get("prompt")
+        if not isinstance(entry_id, str) or not isinstance(prompt, str):
+            raise GatewayError(400, "feedback needs string entry_id and prompt", code="invalid")
+        if payload.get("correct", False) is not False:  # limits only ever tighten
+            await ex.respond(200, JSON_HEADERS, json.dumps({"marked": False}).encode())
+            return
+        marked = False
+        for slot in self.slots.values():
+            if slot.cache is not None and not marked:
+                marked = await slot.cache.mark_wrong(entry_id, prompt)
+        body = json.dumps({"entry_id": entry_id, "marked": marked}).encode()
+        await ex.respond(200 if marked else 404, JSON_HEADERS, body)
 
     def _authenticate(self, scope: Scope) -> Caller:
         """The caller; with subscriptions configured, an unknown key is a 401."""
@@ -355,7 +378,7 @@ class Gateway:
         if found.hit is None:
             self._lookup_done(ex, "MISS", found.reason)
             return None
-        ex.score = found.hit.score
+        ex.score, ex.entry = found.hit.score, found.hit.id
         self._lookup_done(ex, "HIT", found.reason, tier=found.hit.tier)
         return found.hit
 
@@ -665,6 +688,8 @@ class Gateway:
     # -- after the response
 
     def _finish(self, ex: Exchange) -> None:
+        if ex.api is None and ex.scope["path"] in _PROBES and ex.status == 200:
+            return  # probes every few seconds would drown the request log
         api = ex.api.name if ex.api is not None else ""
         status = ex.status or 499
         cache_status = ex.cache_status or ""
