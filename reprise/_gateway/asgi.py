@@ -32,6 +32,7 @@ class Exchange:
     __slots__ = (
         "api",
         "cache_status",
+        "entry",
         "log",
         "scope",
         "score",
@@ -48,6 +49,7 @@ class Exchange:
         self.api: Api | None = None
         self.cache_status: str | None = None  # None: not a cached API, no header
         self.score: float | None = None
+        self.entry: str | None = None  # the entry served, named for feedback
         self.status = 0
         self.started = False
         self.log: dict[str, Any] = {}
@@ -58,6 +60,8 @@ class Exchange:
             extra.append((b"x-cache-status", self.cache_status.encode()))
         if self.score is not None:
             extra.append((b"x-cache-score", f"{self.score:.4f}".encode()))
+        if self.entry is not None:
+            extra.append((b"x-cache-entry", self.entry.encode()))
         self.status, self.started = status, True
         message = {"type": "http.response.start", "status": status}
         message["headers"] = [*headers, *extra, *self.trace.header()]
