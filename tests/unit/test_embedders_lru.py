@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 
 from reprise._embedders.lru import LRUEmbedder
+from reprise._exceptions import EmbedderError
 from reprise._protocols import Embedder, Vector
 
 
@@ -15,12 +18,17 @@ class CountingEmbedder:
 
     dims = 16
 
-    def __init__(self) -> None:
+    def __init__(self, *, delay: float = 0.0, fail: bool = False) -> None:
         self.seen: list[str] = []
         self.closed = False
+        self.delay = delay
+        self.fail = fail
 
     async def embed(self, texts: Sequence[str]) -> Vector:
         self.seen.extend(texts)
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise EmbedderError("model down")
         out = np.zeros((len(texts), self.dims), dtype=np.float32)
         for i, text in enumerate(texts):
             out[i, hash(text) % self.dims] = 1.0
@@ -64,3 +72,47 @@ async def test_dims_and_close_pass_through() -> None:
     assert inner.seen == []
     await lru.aclose()
     assert inner.closed
+
+
+async def test_concurrent_repeats_wait_for_one_embedding() -> None:
+    inner = CountingEmbedder(delay=0.01)
+    lru = LRUEmbedder(inner)
+    results = await asyncio.gather(
+        *(lru.embed(["same new prompt"]) for _ in range(5)), lru.embed(["same new prompt", "x"])
+    )
+    assert inner.seen == ["same new prompt", "x"]
+    for result in results:
+        np.testing.assert_array_equal(result[0], results[0][0])
+
+
+async def test_a_failure_reaches_every_waiter_and_is_not_remembered() -> None:
+    inner = CountingEmbedder(delay=0.01, fail=True)
+    lru = LRUEmbedder(inner)
+    results = await asyncio.gather(
+        lru.embed(["p"]), lru.embed(["p"]), lru.embed(["p"]), return_exceptions=True
+    )
+    assert all(isinstance(r, EmbedderError) for r in results)
+    assert inner.seen == ["p"]
+    inner.fail = False
+    assert (await lru.embed(["p"])).shape == (1, 16)
+    assert inner.seen == ["p", "p"]
+
+
+async def test_a_waiter_giving_up_does_not_cancel_the_embedding() -> None:
+    inner = CountingEmbedder(delay=0.02)
+    lru = LRUEmbedder(inner)
+    owner = asyncio.ensure_future(lru.embed(["p"]))
+    await asyncio.sleep(0)
+    waiter = asyncio.ensure_future(lru.embed(["p"]))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    assert (await owner).shape == (1, 16)
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+
+async def test_a_call_larger_than_the_lru_still_returns_every_vector() -> None:
+    inner = CountingEmbedder()
+    lru = LRUEmbedder(inner, size=1)
+    vectors = await lru.embed(["a", "b", "c"])
+    np.testing.assert_array_equal(vectors, await inner.embed(["a", "b", "c"]))
