@@ -214,8 +214,9 @@ async def measure(args: argparse.Namespace, upstream: str, gateway: str, log: Pa
             await asyncio.sleep(0.3)
             server, offset = gateway_times(log, offset, status)
             rows.append(_row(name, concurrency, results, wall, server))
-        # Fill the cache for the hit phases, then let the stores land.
-        await drive(gateway_url, [chat(p) for p in stored], 8)
+        # Fill the cache for the hit phases, one at a time: an overloaded lookup fails
+        # open and then stores nothing, which would leave holes in the exact-hit phase.
+        await drive(gateway_url, [chat(p) for p in stored], 1)
         await asyncio.sleep(1.0)
         _, offset = gateway_times(log, offset, "")
         rewordings = [f"Can you tell me {p[0].lower()}{p[1:]}" for p in stored]
