@@ -514,9 +514,10 @@ better guide. Every figure is in-process (no HTTP).
   load; see benchmarks/embedder.md for a quiet machine); the store's part is
   about a millisecond.
 - **The HNSW graph is saved at a clean close and loaded on open**: at 100k
-  entries a rebuild took 350 s here, saving 0.5 s and loading 1.9 s. SQLite stays the truth; a token written at the same close vouches
-  for the files, and open deletes it before serving, so a crash means a
-  rebuild, never a stale graph (reprise/_stores/_saved.py).
+  entries a rebuild took 350 s here, saving 0.5 s and loading 1.9 s. SQLite
+  stays the truth; a token written at the same close vouches for the files,
+  and open deletes it before serving, so a crash means a rebuild, never a
+  stale graph (reprise/_stores/_saved.py).
 - **Memory**: per entry, the vector (1.5 KB at 384 dims) lives once, in the
   exact matrix or the graph, plus ~0.3 KB of graph links and ~0.2 KB of row
   map; prompts and responses stay on disk except the hot LRU (4096 entries).
