@@ -19,6 +19,7 @@ from reprise._exceptions import (
 )
 from reprise._protocols import Embedder, Entry, Match, VectorStore
 from reprise._stores.embedded import EmbeddedStore
+from reprise._verify.verifier import LearnedVerifier, RuleVerifier
 
 __version__ = "0.1.0"
 
@@ -33,12 +34,14 @@ __all__ = [
     "Entry",
     "Hit",
     "IndexMismatch",
+    "LearnedVerifier",
     "LocalEmbedder",
     "Lookup",
     "Match",
     "RemoteEmbedder",
     "RepriseError",
     "RequestError",
+    "RuleVerifier",
     "SemanticCache",
     "StoreError",
     "StoreUnavailable",
