@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true")
     export.add_argument("--quiet", action="store_true")
     export.set_defaults(run="reprise._embedders.export:run")
+    embed = model_sub.add_parser(
+        "serve", help="serve the local model as an OpenAI-compatible /v1/embeddings"
+    )
+    embed.set_defaults(
+        run="reprise._embedders.serve:run", configure="reprise._embedders.serve:add_arguments"
+    )
 
     bench = sub.add_parser("bench", help="measure answer quality and speed")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

@@ -1,6 +1,7 @@
 """An OpenAI-compatible embeddings endpoint for the local model.
 
-    python -m reprise._embedders.serve --port 8001 [--model-dir D] [--threads 1]
+    reprise model serve --port 8001 [--model-dir D] [--threads 1]
+    (or python -m reprise._embedders.serve, same options)
     curl localhost:8001/v1/embeddings -d '{"input": ["hello"], "model": "all-MiniLM-L6-v2"}'
 
 One model process can then serve several gateway replicas, and tools that
@@ -106,15 +107,16 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> JS
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m reprise._embedders.serve", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--model-dir", default=None, help="sentence-transformers model dir")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
 
+
+def run(args: argparse.Namespace) -> int:
+    """`reprise model serve`: the local model behind uvicorn until interrupted."""
     import uvicorn
 
     from reprise._embedders.local import LocalEmbedder
@@ -123,6 +125,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     embedder = LocalEmbedder(model_dir, threads=args.threads)
     app = make_app(embedder, model_name=embedder.spec.name)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m reprise._embedders.serve", description=__doc__)
+    add_arguments(parser)
+    run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The remote embedder and the official openai SDK against a real embeddings server process.
 
-The server is `python -m reprise._embedders.serve`, serving the local model;
+The server is `reprise model serve`, serving the local model;
 its vectors must be the ones the local embedder makes in this process.
 """
 
@@ -31,7 +31,7 @@ def embeddings_url() -> Iterator[str]:
     export(ModelSpec.load())  # a no-op once scripts/setup has exported the model
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "reprise._embedders.serve", "--port", str(port)],
+        [sys.executable, "-m", "reprise", "model", "serve", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
