@@ -606,6 +606,11 @@ class Gateway:
             self.metrics.count(self.metrics.stores, api, "error")
             log_event("cache_store_failed", api=api, error=f"{type(exc).__name__}: {exc}")
             return
+        except Exception:
+            # Nobody awaits this task: a bug here must reach the log, not vanish.
+            self.metrics.count(self.metrics.stores, api, "error")
+            logger.exception("cache store crashed for API %r", api)
+            return
         self.metrics.count(self.metrics.stores, api, "stored")
 
     # -- everything else under an API
