@@ -310,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "grouped_by": "group",
         "l2": args.l2,
         "ceiling": args.ceiling,
+        "zone": ZONE,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "models": models}, indent=1) + "\n")
