@@ -236,8 +236,9 @@ _DIRECTION_MARKERS = frozenset({"to", "into", "from", "than", "towards", "toward
 _BOUNDARY = frozenset({",", ";", ":", "?", "!", ".", "(", ")", "and", "or", "but", "vs"})
 
 _TOKEN = re.compile(
-    r"[$€£¥₹]|\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|[a-z][a-z0-9+#'’\-]*[a-z0-9+#]|[a-z]\+\+|"
-    r"[a-z]#|[a-z]|°[cf]|%|->|→|[,;:?!.()]",
+    # Letters of any script: "北京的天气" and "上海的天气" are different words too.
+    r"[$€£¥₹]|\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|°[cf]|[^\W\d_][\w+#'’\-]*[\w+#]|"
+    r"[^\W\d_]\+\+|[^\W\d_]#|[^\W\d_]|%|->|→|[,;:?!.()]",
     re.IGNORECASE,
 )
 
