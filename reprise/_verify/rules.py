@@ -137,6 +137,7 @@ _EXCLUSIVE_GROUPS: tuple[str, ...] = (
     "richest poorest", "best worst",
     "best worst", "higher lower", "more less", "above below", "add remove", "push pull",
     "buy sell", "upload download", "import export", "start stop", "open close",
+    "open closed", "opened closed", "opening closing", "good bad", "better worse",
     "true false", "positive negative", "left right", "up down", "win lose", "hot cold",
     "fast slow", "faster slower", "cheap expensive",
     "cheapest expensive", "advantages disadvantages",
