@@ -30,18 +30,19 @@ class Words:
 def merge_pieces(tokens: Sequence[str], vectors: Vector) -> Words:
     """Join WordPiece continuations ("##s") into words; a word's vector is its pieces' mean."""
     words: list[str] = []
-    groups: list[list[int]] = []
+    starts: list[int] = []
     for i, tok in enumerate(tokens):
         if tok.startswith("##") and words:
             words[-1] += tok[2:]
-            groups[-1].append(i)
         else:
             words.append(tok)
-            groups.append([i])
+            starts.append(i)
     if not words:
         dims = vectors.shape[-1] if vectors.ndim == 2 else 0
         return Words((), np.zeros((0, dims), dtype=np.float32), ())
-    merged = np.stack([vectors[g].mean(axis=0) for g in groups]).astype(np.float32)
+    # Pieces of a word are contiguous: one reduceat sums them; the mean's scale
+    # does not survive normalisation, so the sum will do.
+    merged = np.add.reduceat(np.asarray(vectors, dtype=np.float32), starts, axis=0)
     merged /= np.maximum(np.linalg.norm(merged, axis=1, keepdims=True), 1e-12)
     return Words(tuple(words), merged, tuple(is_content(w) for w in words))
 

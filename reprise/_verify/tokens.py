@@ -51,7 +51,9 @@ class TokenCache:
         self.size = size
         # The LRU above us, if any: remember as many texts as it does.
         self._follow = follow
-        self._words: OrderedDict[str, Words] = OrderedDict()
+        # Raw pieces, merged into words only when the verifier asks: the
+        # embedding path (misses included) pays a float16 copy, nothing more.
+        self._pieces: OrderedDict[str, tuple[list[str], Vector]] = OrderedDict()
 
     @property
     def dims(self) -> int:
@@ -62,40 +64,32 @@ class TokenCache:
             return np.empty((0, self.dims), dtype=np.float32)
         results = await self.inner.embed_tokens(texts)
         for text, result in zip(texts, results, strict=True):
-            self._remember(text, merge_pieces(result.tokens, result.vectors))
+            self._remember(text, result.tokens, result.vectors)
         return np.stack([r.sentence for r in results]).astype(np.float32)
 
     async def words(self, texts: Sequence[str]) -> list[Words]:
         """The word vectors of `texts`; those not remembered are embedded together, once."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._words))
+        missing = list(dict.fromkeys(t for t in texts if t not in self._pieces))
         if missing:
             await self.embed(missing)
         out = []
         for text in texts:
-            words = self._words.get(text)
-            if words is None:  # evicted at once (size smaller than the batch)
+            pieces = self._pieces.get(text)
+            if pieces is None:  # evicted at once (size smaller than the batch)
                 (result,) = await self.inner.embed_tokens([text])
-                words = _compact(merge_pieces(result.tokens, result.vectors))
-            out.append(_expand(words))
+                pieces = (result.tokens, result.vectors)
+            out.append(merge_pieces(pieces[0], pieces[1]))
         return out
 
-    def _remember(self, text: str, words: Words) -> None:
-        self._words[text] = _compact(words)
-        self._words.move_to_end(text)
+    def _remember(self, text: str, tokens: list[str], vectors: Vector) -> None:
+        self._pieces[text] = (list(tokens), vectors.astype(np.float16))
+        self._pieces.move_to_end(text)
         capacity = max(self.size, int(getattr(self._follow, "size", 0)))
-        while len(self._words) > capacity:
-            self._words.popitem(last=False)
+        while len(self._pieces) > capacity:
+            self._pieces.popitem(last=False)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def _compact(words: Words) -> Words:
-    return Words(words.words, words.vectors.astype(np.float16), words.content)
-
-
-def _expand(words: Words) -> Words:
-    return Words(words.words, words.vectors.astype(np.float32), words.content)
 
 
 def token_source(embedder: Embedder) -> TokenCache | None:
