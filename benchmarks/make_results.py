@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,11 @@ def quality_summary(results: Path) -> list[str]:
         "`SemanticCache.explain`, the gateway's code path. `threshold` is the fixed "
         "cosine-distance baseline; `default` is `SemanticCache()`'s verifier. 95% intervals "
         "from 1000 bootstrap resamples (by QQP `group`). False-hit rate = false hits / "
-        "lookups. Full per-threshold tables, slices and plots: `benchmarks/results/`.",
+        "lookups. Full per-threshold tables, slices and plots: `benchmarks/results/`. "
+        "The verifier's per-lookup time printed there includes computing the prompts' "
+        "token vectors with the model, since the benchmark's sentence vectors come from "
+        "its vector cache; in the gateway they come from the same model call as the "
+        "sentence vector.",
         "",
     ]
     header = [
@@ -253,6 +258,7 @@ def main() -> int:
         "",
         f"Produced by `benchmarks/run_all.sh` on {now}.",
         "",
+        *([os.environ["RUN_NOTE"], ""] if os.environ.get("RUN_NOTE") else []),
         f"Machine: {report.machine_line(info)}. The machine is a shared 2-core VM "
         "with other jobs running: ratios matter more than absolute times.",
         "",
