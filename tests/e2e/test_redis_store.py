@@ -8,6 +8,7 @@ restarted empty.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -206,6 +207,19 @@ async def test_redis_down_at_open_then_caching_starts_when_it_comes_up() -> None
     finally:
         await store.aclose()
         server.close()
+
+
+async def test_a_redis_that_never_answers_costs_one_timeout_then_fails_fast() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        store = RedisStore(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", timeout=0.2)
+
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            await asyncio.wait_for(store.open(DIMS), 10)
+        with pytest.raises(StoreUnavailable, match="next attempt"):  # no network wait
+            await asyncio.wait_for(store.get("x"), 10)
+        await store.aclose()
 
 
 async def test_redis_killed_and_restarted_fails_fast_then_recovers(
