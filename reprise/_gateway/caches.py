@@ -16,12 +16,12 @@ from pathlib import Path
 
 from reprise._backends import import_from_string, make_embedder
 from reprise._cache import SemanticCache
-from reprise._exceptions import CacheError, EmbedderError
+from reprise._exceptions import CacheError, EmbedderError, IndexMismatch
 from reprise._gateway.config import Backend, GatewayConfig
 from reprise._gateway.trace import log_event
 from reprise._protocols import Embedder
 
-_RETRY_FIRST, _RETRY_MAX = 0.5, 15.0
+_RETRY_FIRST, _RETRY_MAX = 0.5, 5.0
 _WARM_UP_TEXT = "warm up the embedding model"
 
 
@@ -44,6 +44,13 @@ class CacheSlot:
             await cache.open()
             # The first model call builds ORT's buffers; pay it here, not in a lookup budget.
             await cache.embedder.embed([_WARM_UP_TEXT])
+        except IndexMismatch:
+            # Retrying cannot fix an index built for other vectors, and serving
+            # uncached forever would hide it: fail the start (see the README's
+            # "Production: Redis" on migrating an index).
+            if cache is not None:
+                await _close_quietly(cache, self.name)
+            raise
         except (CacheError, OSError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             if cache is not None:
