@@ -71,8 +71,7 @@ from reprise._exceptions import ConfigError
 from reprise._gateway.policies import (
     Policies,
     Policy,
-    SemanticCacheLookup,
-    SemanticCacheStore,
+    PolicySections,
     describe,
     parse_policies,
 )
@@ -157,7 +156,7 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Api:
+class Api(PolicySections):
     """One API: requests under `path` go to `backend` through the policies.
 
     `path` has a leading and no trailing slash ("" for an API at the root).
@@ -173,14 +172,6 @@ class Api:
     inbound: tuple[Policy, ...] = ()
     outbound: tuple[Policy, ...] = ()
     embeddings: Backend | None = None
-
-    @property
-    def lookup(self) -> SemanticCacheLookup | None:
-        return next((p for p in self.inbound if isinstance(p, SemanticCacheLookup)), None)
-
-    @property
-    def store(self) -> SemanticCacheStore | None:
-        return next((p for p in self.outbound if isinstance(p, SemanticCacheStore)), None)
 
     @property
     def cached(self) -> bool:

@@ -142,16 +142,12 @@ class RateLimitByKey:
 Policy = SemanticCacheLookup | SemanticCacheStore | RateLimit | RateLimitByKey
 
 
-@dataclass(frozen=True, slots=True)
-class Policies:
-    """An API's policies, section by section, in document order (`<base/>` dropped)."""
+class PolicySections:
+    """The cache policies of a pair of sections; shared by `Policies` and the config's `Api`."""
 
-    inbound: tuple[Policy, ...] = ()
-    outbound: tuple[Policy, ...] = ()
-    #: `<set-backend-service backend-id="...">`: the backend this API's requests go to.
-    backend_id: str | None = None
-    #: `<forward-request timeout="...">`: seconds, overriding the backend's timeout.
-    forward_timeout: int | None = None
+    __slots__ = ()
+    inbound: tuple[Policy, ...]
+    outbound: tuple[Policy, ...]
 
     @property
     def lookup(self) -> SemanticCacheLookup | None:
@@ -160,6 +156,18 @@ class Policies:
     @property
     def store(self) -> SemanticCacheStore | None:
         return next((p for p in self.outbound if isinstance(p, SemanticCacheStore)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Policies(PolicySections):
+    """An API's policies, section by section, in document order (`<base/>` dropped)."""
+
+    inbound: tuple[Policy, ...] = ()
+    outbound: tuple[Policy, ...] = ()
+    #: `<set-backend-service backend-id="...">`: the backend this API's requests go to.
+    backend_id: str | None = None
+    #: `<forward-request timeout="...">`: seconds, overriding the backend's timeout.
+    forward_timeout: int | None = None
 
 
 # --- the XML tree ---------------------------------------------------------------------
