@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_embedder.py [--queries 400] [--rounds 15]
 
-Prompts are QQP questions read from /work/shared/data/qqp_dev.jsonl at run
+Prompts are QQP questions read from ../shared/data/qqp_dev.jsonl (or $REPRISE_DATA) at run
 time. Every query is a distinct text and the LRU is not in front, so each
 figure is a model call. Wall-clock figures suffer from whatever else runs on
 the machine, so the load average and the CPU time per query are printed too.
@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from reprise._bench.data import shared_data_dir
 from reprise._embedders.local import LocalEmbedder
 
-DATA = Path("/work/shared/data/qqp_dev.jsonl")
+DATA = shared_data_dir() / "qqp_dev.jsonl"
 OUT = Path(__file__).with_name("embedder.md")
 
 

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import csv
 import hashlib
-import json
 import random
 import sys
 import time
@@ -34,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.redis_server
 
+from reprise._bench.data import qqp_texts_and_duplicates, shared_data_dir
 from reprise._bench.vectors import fingerprint
 from reprise._embedders.local import LocalEmbedder  # before usearch (see reprise._stores._index)
 from reprise._protocols import Entry, VectorStore
@@ -43,7 +43,7 @@ from reprise._stores.redis import RedisStore
 from tests.redis_server import ValkeyServer
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data")
+DATA = shared_data_dir()
 CACHE = ROOT / "benchmarks" / ".cache"
 QUERIES = 1000
 SEED = 7
@@ -81,16 +81,7 @@ NOTES = """
 
 
 def _qqp() -> tuple[list[str], list[tuple[str, str]]]:
-    texts: dict[str, None] = {}
-    dups: list[tuple[str, str]] = []
-    with (DATA / "qqp_dev.jsonl").open() as f:
-        for line in f:
-            row = json.loads(line)
-            a, b = row["text_a"].strip(), row["text_b"].strip()
-            texts[a] = texts[b] = None
-            if row["label"] == 1 and a != b:
-                dups.append((a, b))
-    return list(texts), dups
+    return qqp_texts_and_duplicates(DATA / "qqp_dev.jsonl")
 
 
 def _tsv_columns(path: Path, columns: Sequence[int], skip_header: bool) -> list[str]:

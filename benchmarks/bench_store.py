@@ -40,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from reprise._bench.data import qqp_texts_and_duplicates, shared_data_dir  # noqa: E402
 from reprise._cache import SemanticCache, ThresholdVerifier  # noqa: E402
 from reprise._embedders.local import LocalEmbedder  # noqa: E402
 from reprise._request import prompt_key  # noqa: E402
@@ -47,7 +48,7 @@ from reprise._stores._index import ExactIndex, HNSWIndex, HNSWParams  # noqa: E4
 from reprise._stores._sqlite import Database  # noqa: E402
 from reprise._stores.embedded import EmbeddedStore  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = shared_data_dir()
 CACHE = ROOT / "benchmarks" / ".cache"
 OUT = ROOT / "benchmarks" / "store.md"
 DIMS = 384
@@ -60,16 +61,7 @@ SEED = 7
 
 
 def qqp() -> tuple[list[str], list[tuple[str, str]]]:
-    texts: dict[str, None] = {}
-    dups: list[tuple[str, str]] = []
-    with (DATA / "qqp_dev.jsonl").open() as f:
-        for line in f:
-            row = json.loads(line)
-            a, b = row["text_a"].strip(), row["text_b"].strip()
-            texts[a] = texts[b] = None
-            if row["label"] == 1 and a != b:
-                dups.append((a, b))
-    return list(texts), dups
+    return qqp_texts_and_duplicates(DATA / "qqp_dev.jsonl")
 
 
 async def embed_cached(texts: list[str]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -145,3 +146,25 @@ def duplicate_clusters(pairs: list[Pair]) -> dict[str, int]:
             parent[ra] = rb
     roots: dict[str, int] = {}
     return {t: roots.setdefault(find(t), len(roots)) for t in list(parent)}
+
+
+def shared_data_dir() -> Path:
+    """The evaluation data: `../shared/data` beside the checkout, or `$REPRISE_DATA`."""
+    env = os.environ.get("REPRISE_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def qqp_texts_and_duplicates(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every distinct question of a QQP jsonl file, and its (a, b) duplicate pairs."""
+    texts: dict[str, None] = {}
+    dups: list[tuple[str, str]] = []
+    with path.open() as f:
+        for line in f:
+            row = json.loads(line)
+            a, b = row["text_a"].strip(), row["text_b"].strip()
+            texts[a] = texts[b] = None
+            if row["label"] == 1 and a != b:
+                dups.append((a, b))
+    return list(texts), dups

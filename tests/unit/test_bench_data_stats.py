@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from reprise._bench import stats
-from reprise._bench.data import Pair, duplicate_clusters, load_pairs
+from reprise._bench.data import (
+    Pair,
+    duplicate_clusters,
+    load_pairs,
+    qqp_texts_and_duplicates,
+    shared_data_dir,
+)
 from reprise._bench.quality import parse_thresholds, select
 from reprise._exceptions import ConfigError
 
@@ -146,3 +152,21 @@ def test_best_recall_picks_the_highest_recall_above_the_precision_floor() -> Non
 
     assert stats.best_recall([0.0, 0.1, 0.2, 0.3], rows, 0.90) == (0.3, 0.1)
     assert stats.best_recall([0.0, 0.1, 0.2, 0.3], rows, 0.995) is None
+
+
+def test_shared_data_dir_sits_beside_the_checkout_unless_overridden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REPRISE_DATA", raising=False)
+    checkout = Path(__file__).resolve().parents[2]
+    assert shared_data_dir() == checkout.parent / "shared" / "data"
+    monkeypatch.setenv("REPRISE_DATA", str(tmp_path))
+    assert shared_data_dir() == tmp_path
+    rows = [
+        {"text_a": "How old is the sun?", "text_b": "What is the age of the sun?", "label": 1},
+        {"text_a": "How old is the sun?", "text_b": "How hot is the sun?", "label": 0},
+    ]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    texts, dups = qqp_texts_and_duplicates(tmp_path / "q.jsonl")
+    assert texts == ["How old is the sun?", "What is the age of the sun?", "How hot is the sun?"]
+    assert dups == [("How old is the sun?", "What is the age of the sun?")]
