@@ -297,7 +297,7 @@ async def measure_recall(
         seen.add(text)
     _, true_d = truth(vectors, queries, 10)
     index = store._partitions[""]
-    efs = (32, 64, 128, 256) if ef_sweep and index.is_ann else (None,)
+    efs = (32, 64, 128, 192, 256) if ef_sweep and index.is_ann else (None,)
     for ef in efs:
         if ef is not None:
             index._impl._index.expansion_search = ef  # type: ignore[attr-defined]
