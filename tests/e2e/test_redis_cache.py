@@ -8,7 +8,10 @@ from reprise import SemanticCache, ThresholdVerifier
 
 
 async def test_semantic_cache_on_redis_hits_misses_and_learns_from_a_mark(redis_url: str) -> None:
-    url = f"{redis_url}{'&' if '?' in redis_url else '?'}prefix=lib-{uuid.uuid4().hex[:8]}:"
+    # A generous Redis timeout (the default is 0.1 s): this tests behaviour, and
+    # CI machines are shared; the gateway tests do the same.
+    prefix = f"lib-{uuid.uuid4().hex[:8]}:"
+    url = f"{redis_url}{'&' if '?' in redis_url else '?'}prefix={prefix}&timeout=2"
     cache = SemanticCache(store=url, verifier=ThresholdVerifier(), score_threshold=0.2, ttl=60)
     reworded = "What is the distance from the Earth to the Moon?"
     async with cache:
