@@ -44,17 +44,15 @@ class CacheSlot:
             await cache.open()
             # The first model call builds ORT's buffers; pay it here, not in a lookup budget.
             await cache.embedder.embed([_WARM_UP_TEXT])
-        except IndexMismatch:
-            # Retrying cannot fix an index built for other vectors, and serving
-            # uncached forever would hide it: fail the start (see the README's
-            # "Production: Redis" on migrating an index).
-            if cache is not None:
-                await _close_quietly(cache, self.name)
-            raise
         except (CacheError, OSError) as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
             if cache is not None:
                 await _close_quietly(cache, self.name)
+            if isinstance(exc, IndexMismatch):
+                # Retrying cannot fix an index built for other vectors, and serving
+                # uncached forever would hide it: fail the start (see the README's
+                # "Production: Redis" on migrating an index).
+                raise
+            self.error = f"{type(exc).__name__}: {exc}"
             return False
         self.cache, self.error = cache, ""
         log_event("cache_open", logging.INFO, embeddings_backend=self.name)
