@@ -52,20 +52,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import hmac
 import logging
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 from urllib.parse import urlsplit
-
-import yaml
 
 from reprise._exceptions import ConfigError
 from reprise._gateway.policies import (
@@ -75,6 +70,7 @@ from reprise._gateway.policies import (
     describe,
     parse_policies,
 )
+from reprise._gateway.yamlsource import Map, Seq, YamlReader
 
 __all__ = [
     "Api",
@@ -297,209 +293,18 @@ def _warnings(config: GatewayConfig) -> tuple[str, ...]:
     return tuple(found)
 
 
-# --- YAML with lines ------------------------------------------------------------------
-
-
-class _Map(dict[str, Any]):
-    """A YAML mapping that remembers its line and the line of each value."""
-
-    def __init__(self, line: int) -> None:
-        super().__init__()
-        self.line = line
-        self.lines: dict[str, int] = {}
-
-
-class _Seq(list[Any]):
-    """A YAML sequence that remembers its line and the line of each item."""
-
-    def __init__(self, line: int) -> None:
-        super().__init__()
-        self.line = line
-        self.lines: list[int] = []
-
-
-class Expanded(str):
-    """A string that `${VAR}` expansion made.
-
-    It stays a string wherever a string is expected (a key "0123" is not the
-    number 83), and a numeric or boolean setting parses it, as it would a
-    command-line option.
-    """
-
-    __slots__ = ()
-
-
-def _coerce(value: Any, parse: Callable[[str], Any]) -> Any:
-    if not isinstance(value, Expanded):
-        return value
-    try:
-        return parse(value.strip())
-    except ValueError:
-        return value
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise ValueError(text)
-    return text.lower() == "true"
-
-
-_ENV = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_STR_TAG = "tag:yaml.org,2002:str"
-
-
-def _content_line(node: yaml.Node) -> int:
-    """The 1-based line a node's content starts on (a block scalar starts after its `|`)."""
-    block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
-    return node.start_mark.line + (2 if block else 1)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-class _Reader:
+class _Reader(YamlReader):
     """Turns the YAML document into the config objects, failing with key path and line."""
 
     def __init__(
         self, source: str, base_dir: Path, environ: Mapping[str, str] = os.environ
     ) -> None:
-        self.source = source
+        super().__init__(source, environ)
         self.base_dir = base_dir
-        self.environ = environ
-
-    def fail(self, path: str, line: int, message: str) -> ConfigError:
-        where = f"{path}: " if path else ""
-        return ConfigError(f"{self.source}: {where}line {line}: {message}")
-
-    # -- the document
-
-    def document(self, text: str) -> _Map:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = self._build(node, loader, "") if node is not None else _Map(1)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else 1
-            raise self.fail("", line, f"invalid YAML: {exc.problem or exc.context}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{self.source}: invalid YAML: {exc}") from None
-        finally:
-            loader.dispose()
-        if not isinstance(data, _Map):
-            raise self.fail("", 1, "the config must be a mapping (backends:, apis:, ...)")
-        return data
-
-    def _build(self, node: yaml.Node, loader: yaml.SafeLoader, path: str) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            self._check_duplicates(node, path)
-            loader.flatten_mapping(node)  # merge keys (`<<: *x`) first, own keys override
-            mapping = _Map(node.start_mark.line + 1)
-            for key_node, value_node in node.value:
-                key = loader.construct_object(key_node)
-                if not isinstance(key, str):
-                    line = key_node.start_mark.line + 1
-                    raise self.fail(path, line, f"keys must be strings, not {key!r}")
-                mapping[key] = self._build(value_node, loader, _join(path, key))
-                mapping.lines[key] = _content_line(value_node)
-            return mapping
-        if isinstance(node, yaml.SequenceNode):
-            sequence = _Seq(node.start_mark.line + 1)
-            for i, item in enumerate(node.value):
-                sequence.append(self._build(item, loader, f"{path}[{i}]"))
-                sequence.lines.append(_content_line(item))
-            return sequence
-        if isinstance(node, yaml.ScalarNode) and node.tag == _STR_TAG and "$" in node.value:
-            return self._expanded(node, path)
-        return loader.construct_object(node, deep=True)
-
-    def _check_duplicates(self, node: yaml.MappingNode, path: str) -> None:
-        """YAML lets a repeated key silently win; in a config that hides a mistake."""
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    line = key_node.start_mark.line + 1
-                    raise self.fail(_join(path, key_node.value), line, "duplicate key")
-                seen.add(key_node.value)
-
-    def _expanded(self, node: yaml.ScalarNode, path: str) -> Expanded:
-        first = _content_line(node)
-
-        def replace(match: re.Match[str]) -> str:
-            if match.group(1):
-                return "${"
-            name, default = match.group(2), match.group(3)
-            value = self.environ.get(name)
-            if value is not None:
-                return value
-            if default is not None:
-                return default
-            line = first + node.value.count("\n", 0, match.start())
-            raise self.fail(
-                path,
-                line,
-                f"environment variable {name} is not set (write ${{{name}:-default}} "
-                "to give a default)",
-            )
-
-        return Expanded(_ENV.sub(replace, node.value))
-
-    # -- typed values
-
-    def mapping(self, value: Any, path: str, line: int) -> _Map:
-        if not isinstance(value, _Map):
-            raise self.fail(path, line, f"must be a mapping, not {_kind(value)}")
-        return value
-
-    def keys(
-        self, m: _Map, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> None:
-        for key in m:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise self.fail(
-                    _join(path, key),
-                    m.lines[key],
-                    f"unknown key ({hint}allowed: {', '.join(allowed)})",
-                )
-        for key in required:
-            if key not in m:
-                raise self.fail(path, m.line, f"missing required key {key!r}")
-
-    def string(self, m: _Map, key: str, path: str, default: str | None = None) -> str:
-        value = m.get(key, default)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)  # `model: 3` or a numeric header value
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(
-                _join(path, key), m.lines.get(key, m.line), "must be a non-empty string"
-            )
-        return value.strip()
-
-    def number(self, m: _Map, key: str, path: str, default: float) -> float:
-        value = _coerce(m.get(key, default), float)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.fail(_join(path, key), m.lines[key], "must be a positive number")
-        return float(value)
-
-    def integer(self, m: _Map, key: str, path: str, default: int) -> int:
-        value = _coerce(m.get(key, default), int)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise self.fail(_join(path, key), m.lines[key], "must be a positive integer")
-        return value
-
-    def boolean(self, m: _Map, key: str, path: str, default: bool) -> bool:
-        value = _coerce(m.get(key, default), _parse_bool)
-        if not isinstance(value, bool):
-            raise self.fail(_join(path, key), m.lines[key], "must be true or false")
-        return value
 
     # -- sections
 
-    def gateway(self, root: _Map) -> GatewayConfig:
+    def gateway(self, root: Map) -> GatewayConfig:
         self.keys(
             root,
             "",
@@ -516,7 +321,7 @@ class _Reader:
             source=self.source,
         )
 
-    def backends(self, root: _Map) -> dict[str, Backend]:
+    def backends(self, root: Map) -> dict[str, Backend]:
         section = self.mapping(root["backends"], "backends", root.lines["backends"])
         if not section:
             raise self.fail("backends", section.line, "configure at least one backend")
@@ -525,7 +330,7 @@ class _Reader:
             path = f"backends.{backend_id}"
             m = self.mapping(value, path, section.lines[backend_id])
             self.keys(m, path, ("url", "headers", "timeout", "model"), required=("url",))
-            headers = self.mapping(m.get("headers", _Map(m.line)), f"{path}.headers", m.line)
+            headers = self.mapping(m.get("headers", Map(m.line)), f"{path}.headers", m.line)
             backends[backend_id] = Backend(
                 id=backend_id,
                 url=self.url(m, path),
@@ -537,7 +342,7 @@ class _Reader:
             )
         return backends
 
-    def url(self, m: _Map, path: str) -> str:
+    def url(self, m: Map, path: str) -> str:
         url = self.string(m, "url", path)
         if url == "local":
             return url
@@ -550,7 +355,7 @@ class _Reader:
             )
         return url.rstrip("/")
 
-    def subscriptions(self, root: _Map) -> tuple[Subscription, ...]:
+    def subscriptions(self, root: Map) -> tuple[Subscription, ...]:
         if "subscriptions" not in root or root["subscriptions"] is None:
             return ()
         section = self.mapping(root["subscriptions"], "subscriptions", root.lines["subscriptions"])
@@ -568,7 +373,7 @@ class _Reader:
             result.append(Subscription(sub_id, key))
         return tuple(result)
 
-    def cache(self, root: _Map) -> CacheSettings:
+    def cache(self, root: Map) -> CacheSettings:
         if "cache" not in root or root["cache"] is None:
             return CacheSettings()
         m = self.mapping(root["cache"], "cache", root.lines["cache"])
@@ -584,9 +389,9 @@ class _Reader:
             candidates=self.integer(m, "candidates", "cache", defaults.candidates),
         )
 
-    def apis(self, root: _Map, backends: Mapping[str, Backend]) -> tuple[Api, ...]:
+    def apis(self, root: Map, backends: Mapping[str, Backend]) -> tuple[Api, ...]:
         section = root["apis"]
-        if not isinstance(section, _Seq) or not section:
+        if not isinstance(section, Seq) or not section:
             raise self.fail("apis", root.lines["apis"], "must be a non-empty list of APIs")
         apis: list[Api] = []
         for i, value in enumerate(section):
@@ -602,7 +407,7 @@ class _Reader:
             apis.append(api)
         return tuple(apis)
 
-    def api(self, m: _Map, i: int, backends: Mapping[str, Backend]) -> Api:
+    def api(self, m: Map, i: int, backends: Mapping[str, Backend]) -> Api:
         path = f"apis[{i}]"
         allowed = ("name", "path", "backend", "policies", "policies-file")
         self.keys(m, path, allowed, required=("name", "path"))
@@ -619,7 +424,7 @@ class _Reader:
         )
 
     def api_backend(
-        self, m: _Map, path: str, backends: Mapping[str, Backend], policies: Policies
+        self, m: Map, path: str, backends: Mapping[str, Backend], policies: Policies
     ) -> Backend:
         """`backend:`, or the policies' `<set-backend-service>`; the two must agree."""
         named = self.string(m, "backend", path) if "backend" in m else None
@@ -658,7 +463,7 @@ class _Reader:
             return dataclasses.replace(backend, timeout=float(policies.forward_timeout))
         return backend
 
-    def api_path(self, m: _Map, path: str) -> str:
+    def api_path(self, m: Map, path: str) -> str:
         value = self.string(m, "path", path)
         if value.rstrip("/") in RESERVED_PATHS:
             raise self.fail(
@@ -672,7 +477,7 @@ class _Reader:
             )
         return value.rstrip("/")
 
-    def policies(self, m: _Map, path: str, backends: Mapping[str, Backend]) -> Policies:
+    def policies(self, m: Map, path: str, backends: Mapping[str, Backend]) -> Policies:
         if "policies" in m and "policies-file" in m:
             raise self.fail(
                 f"{path}.policies-file",
@@ -705,19 +510,6 @@ class _Reader:
             where=f"{self.source}: {path}.policies",
             line_offset=m.lines["policies"] - 1,
         )
-
-
-def _kind(value: Any) -> str:
-    # The type only: the value may be a key written where a mapping belongs.
-    if value is None:
-        return "nothing"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    return "a number" if isinstance(value, (int, float)) else type(value).__name__
 
 
 def redact(url: str) -> str:
