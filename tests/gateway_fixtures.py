@@ -27,8 +27,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from reprise._gateway.app import STORE_TASK, Gateway, create_app
+from reprise._gateway.app import Gateway, create_app
 from reprise._gateway.config import parse_config
+from reprise._gateway.outbound import STORE_TASK
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,14 +1,17 @@
 """The gateway as a plain ASGI app: APIM's semantic-cache pipeline in front of LLM backends.
 
     request ─► API by path prefix ─► subscription check ─► cached endpoint?
-      no  ─► proxied unchanged (body streamed both ways)
+      no  ─► rate limits ─► proxied unchanged (body streamed both ways)     forwarder.py
       yes ─► inbound policies in order:
                lookup      HIT ─► cached answer at once (JSON, or replayed SSE); later
                                   policies (rate limits) do not run, nothing is stored
                            MISS / BYPASS / FAILED ─► next policy
                rate limit  over ─► 429 with Retry-After
              ─► backend ─► answer passed to the client as it arrives (SSE unbuffered)
-             ─► outbound store, after the response, in a background task
+             ─► outbound store, after the response, in a background task    outbound.py
+
+This module routes and runs the policies; sending to the backend (timed, without
+subscription keys) is `Forwarder`'s, writing answers to the cache `OutboundStores`'.
 
 Plain ASGI rather than a framework: the hot path of a hit is a few dict
 lookups and one store read, and the cost of a request object per call shows
@@ -25,7 +28,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +42,6 @@ from reprise._gateway.asgi import (
     Receive,
     Scope,
     Send,
-    bearer,
-    body_chunks,
     cache_control,
     credentials,
     header,
@@ -57,11 +57,12 @@ from reprise._gateway.errors import (
     from_request_error,
     not_found,
     rate_limited,
-    too_large,
     unauthorized,
 )
 from reprise._gateway.expressions import RequestContext
+from reprise._gateway.forwarder import Forwarder
 from reprise._gateway.metrics import CONTENT_TYPE, Metrics
+from reprise._gateway.outbound import OutboundStores, Pending
 from reprise._gateway.policies import (
     RateLimit,
     RateLimitByKey,
@@ -71,10 +72,8 @@ from reprise._gateway.policies import (
 from reprise._gateway.proxy import (
     Headers,
     Upstream,
-    new_client,
     response_headers,
     stream_error,
-    upstream_headers,
     upstream_url,
 )
 from reprise._gateway.ratelimit import RateLimiter, limiter_for
@@ -82,7 +81,6 @@ from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
 from reprise._request import (
     Endpoint,
     extract_prompt,
-    is_cacheable_response,
     over_message_limit,
     partition_key,
 )
@@ -92,9 +90,7 @@ logger = logging.getLogger("reprise.gateway")
 SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
 _STARTUP_WAIT = 30.0  # seconds the first cache-open attempt may delay startup
-_DRAIN_WAIT = 10.0  # seconds shutdown waits for pending stores
 _PROBES = frozenset({"/healthz", "/metrics"})
-STORE_TASK = "reprise-store"  # the name of the background tasks that store answers
 
 
 def create_app(config: GatewayConfig, *, limiter: RateLimiter | None = None) -> Gateway:
@@ -110,16 +106,6 @@ class Caller:
     credential_hash: str = ""
 
 
-@dataclass(slots=True)
-class Pending:
-    """What the outbound store needs from the lookup: where and under which text to write."""
-
-    text: str = ""
-    partition: str = ""
-    slot: CacheSlot | None = None
-    may_store: bool = False
-
-
 class Gateway:
     """The ASGI app. Lifespan startup opens the upstream pool and the caches."""
 
@@ -129,14 +115,14 @@ class Gateway:
         self.slots = make_slots(config)
         self.limiter: RateLimiter = limiter or limiter_for(config.cache.url)
         self.budget = config.cache.lookup_budget_ms / 1e3
-        self._upstream: Upstream | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.forwarder = Forwarder(config, self.metrics)
+        self.stores = OutboundStores(self.metrics)
         self._openers: list[asyncio.Task[None]] = []
 
     # -- lifespan
 
     async def startup(self) -> None:
-        self._upstream = Upstream(new_client())
+        self.forwarder.open()
         attempts = {
             name: asyncio.create_task(slot.open_once(), name=f"open-cache-{name}")
             for name, slot in self.slots.items()
@@ -160,8 +146,7 @@ class Gateway:
         await self.wait_for_stores()
         for slot in self.slots.values():
             await slot.aclose()
-        if self._upstream is not None:
-            await self._upstream.aclose()
+        await self.forwarder.aclose()
         close = getattr(self.limiter, "aclose", None)
         if close is not None:
             await close()
@@ -169,18 +154,15 @@ class Gateway:
     @property
     def pending_stores(self) -> int:
         """Stores still running after their responses went out."""
-        return len(self._tasks)
+        return self.stores.under_way
 
     async def wait_for_stores(self) -> None:
-        """Wait until the stores under way have finished, at most `_DRAIN_WAIT` seconds."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=_DRAIN_WAIT)
+        """Wait until the stores under way have finished, at most `outbound._DRAIN_WAIT` s."""
+        await self.stores.wait()
 
     @property
     def upstream(self) -> Upstream:
-        if self._upstream is None:
-            raise RuntimeError("the gateway has not started: run it under an ASGI lifespan")
-        return self._upstream
+        return self.forwarder.upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -487,8 +469,8 @@ class Gateway:
         pending: Pending,
     ) -> None:
         url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
-        headers = self._upstream_headers(ex.scope, api, identity=True)
-        response = await self._send_upstream(ex, api, url, headers, body)
+        headers = self.forwarder.headers(ex.scope, api, identity=True)
+        response = await self.forwarder.send(ex, api, url, headers, body)
         store = api.store if pending.may_store and pending.slot is not None else None
         try:
             content_type = response.headers.get("content-type", "")
@@ -509,7 +491,7 @@ class Gateway:
                 headers = [
                     (k, v) for k, v in headers if k.lower() != b"content-type"
                 ] + JSON_HEADERS
-            self._schedule_store(
+            self.stores.schedule(
                 ex, store, pending, endpoint, response.status_code, content, streamed=False
             )
             await ex.respond(response.status_code, headers, content)
@@ -543,75 +525,8 @@ class Gateway:
         if copy is not None:
             # Scheduled before the stream's end goes out, so that a client that has
             # seen the end can count on the store being under way (see /healthz).
-            self._schedule_store(ex, store, pending, endpoint, 200, b"".join(copy), streamed=True)
+            self.stores.schedule(ex, store, pending, endpoint, 200, b"".join(copy), streamed=True)
         await ex.body(b"", more=False)
-
-    def _schedule_store(
-        self,
-        ex: Exchange,
-        store: SemanticCacheStore | None,
-        pending: Pending,
-        endpoint: Endpoint,
-        status: int,
-        content: bytes,
-        *,
-        streamed: bool,
-    ) -> None:
-        if store is None or status not in store.cacheable_statuses:
-            ex.trace.add("store", status="skipped", reason=f"status {status}" if store else "off")
-            return
-        if not streamed:
-            ex.trace.add("store", status="scheduled", ttl_s=store.duration)
-        assert ex.api is not None
-        name = ex.api.name
-        task = asyncio.create_task(
-            self._store(name, store, pending, endpoint, status, content, streamed),
-            name=STORE_TASK,
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _store(
-        self,
-        api: str,
-        store: SemanticCacheStore,
-        pending: Pending,
-        endpoint: Endpoint,
-        status: int,
-        content: bytes,
-        streamed: bool,
-    ) -> None:
-        """The outbound store, run after the response: its failures only reach the log."""
-        text: str | None
-        if streamed:
-            assembled = sse.assemble(endpoint, content)
-            text = None if assembled is None else json.dumps(assembled, ensure_ascii=False)
-            parsed: Any = assembled
-        else:
-            text = content.decode("utf-8", errors="replace")
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                parsed = None
-        cacheable = is_cacheable_response(
-            status, parsed, endpoint, statuses=store.cacheable_statuses
-        )
-        cache = pending.slot.cache if pending.slot is not None else None
-        if text is None or not cacheable or cache is None:
-            self.metrics.count(self.metrics.stores, api, "skipped")
-            return
-        try:
-            await cache.store(pending.text, text, pending.partition, ttl=store.duration)
-        except CacheError as exc:
-            self.metrics.count(self.metrics.stores, api, "error")
-            log_event("cache_store_failed", api=api, error=f"{type(exc).__name__}: {exc}")
-            return
-        except Exception:
-            # Nobody awaits this task: a bug here must reach the log, not vanish.
-            self.metrics.count(self.metrics.stores, api, "error")
-            logger.exception("cache store crashed for API %r", api)
-            return
-        self.metrics.count(self.metrics.stores, api, "stored")
 
     # -- everything else under an API
 
@@ -625,70 +540,7 @@ class Gateway:
             ctx = self._context(ex.scope, api, caller)
             for policy in limits:
                 await self._rate_limit(ex, policy, api, ctx, caller)
-        url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
-        headers = self._upstream_headers(ex.scope, api, identity=False)
-        length = header(ex.scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.config.max_body_bytes:
-            raise too_large(self.config.max_body_bytes)
-        content: bytes | AsyncIterator[bytes] = b""
-        if length is not None or header(ex.scope, b"transfer-encoding") is not None:
-            if length is not None:
-                headers.append((b"content-length", length))
-            content = body_chunks(receive, self.config.max_body_bytes)
-        response = await self._send_upstream(ex, api, url, headers, content)
-        try:
-            await ex.start(
-                response.status_code, response_headers(response.headers, keep_length=True)
-            )
-            try:
-                async for chunk in response.aiter_raw():
-                    await ex.body(chunk, more=True)
-            except httpx.HTTPError as exc:
-                ex.log["error"] = stream_error(exc).message
-            await ex.body(b"", more=False)
-        finally:
-            await response.aclose()
-
-    async def _send_upstream(
-        self,
-        ex: Exchange,
-        api: Api,
-        url: str,
-        headers: Headers,
-        content: bytes | AsyncIterator[bytes],
-    ) -> httpx.Response:
-        start = time.perf_counter()
-        try:
-            response = await self.upstream.send(
-                ex.scope["method"], url, headers, content, seconds=api.backend.timeout
-            )
-        except GatewayError as exc:
-            ex.trace.add("backend", error=exc.message)
-            raise
-        elapsed = time.perf_counter() - start
-        self.metrics.observe(self.metrics.upstream_seconds, elapsed, api.name)
-        ex.log["upstream_ms"] = round(elapsed * 1e3, 3)
-        ex.trace.add("backend", status=response.status_code, ms=round(elapsed * 1e3, 3))
-        return response
-
-    def _upstream_headers(self, scope: Scope, api: Api, *, identity: bool) -> Headers:
-        client = scope["headers"]
-        if self.config.subscriptions:
-            # A subscription key is the gateway's, never the backend's: drop its header.
-            client = [(k, v) for k, v in client if not self._is_subscription_key(k, v)]
-        return upstream_headers(
-            client, api.backend.headers, drop_credentials=False, identity=identity
-        )
-
-    def _is_subscription_key(self, name: bytes, value: bytes) -> bool:
-        if name == b"ocp-apim-subscription-key":
-            return True
-        if name == b"api-key":
-            return self.config.subscription_for_key(value.decode("latin-1")) is not None
-        if name == b"authorization":
-            token = bearer(value)
-            return token is not None and self.config.subscription_for_key(token) is not None
-        return False
+        await self.forwarder.passthrough(ex, receive, api, suffix)
 
     # -- after the response
 

@@ -1,0 +1,129 @@
+"""The outbound store: writing a backend's answer to the cache after the response went out.
+
+A store never delays the client: it runs in a background task named
+`STORE_TASK`, and its failures reach only the metrics and the log. The lookup
+fills in a `Pending` with what the store needs (the cached text of the
+request, its partition, the cache); the app hands over the answer once the
+backend has sent it. `OutboundStores` keeps the tasks under way, so that
+`/healthz` can count them and shutdown can wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from reprise._exceptions import CacheError
+from reprise._gateway import sse
+from reprise._gateway.asgi import Exchange
+from reprise._gateway.caches import CacheSlot
+from reprise._gateway.metrics import Metrics
+from reprise._gateway.policies import SemanticCacheStore
+from reprise._gateway.trace import log_event
+from reprise._request import Endpoint, is_cacheable_response
+
+logger = logging.getLogger("reprise.gateway")
+
+_DRAIN_WAIT = 10.0  # seconds shutdown waits for pending stores
+STORE_TASK = "reprise-store"  # the name of the background tasks that store answers
+
+
+@dataclass(slots=True)
+class Pending:
+    """What the outbound store needs from the lookup: where and under which text to write."""
+
+    text: str = ""
+    partition: str = ""
+    slot: CacheSlot | None = None
+    may_store: bool = False
+
+
+class OutboundStores:
+    """The stores of one gateway, each in a background task started after its response."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def under_way(self) -> int:
+        """Stores still running after their responses went out."""
+        return len(self._tasks)
+
+    async def wait(self) -> None:
+        """Wait until the stores under way have finished, at most `_DRAIN_WAIT` seconds."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=_DRAIN_WAIT)
+
+    def schedule(
+        self,
+        ex: Exchange,
+        store: SemanticCacheStore | None,
+        pending: Pending,
+        endpoint: Endpoint,
+        status: int,
+        content: bytes,
+        *,
+        streamed: bool,
+    ) -> None:
+        if store is None or status not in store.cacheable_statuses:
+            ex.trace.add("store", status="skipped", reason=f"status {status}" if store else "off")
+            return
+        if not streamed:
+            ex.trace.add("store", status="scheduled", ttl_s=store.duration)
+        assert ex.api is not None
+        name = ex.api.name
+        task = asyncio.create_task(
+            self._store(name, store, pending, endpoint, status, content, streamed),
+            name=STORE_TASK,
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _store(
+        self,
+        api: str,
+        store: SemanticCacheStore,
+        pending: Pending,
+        endpoint: Endpoint,
+        status: int,
+        content: bytes,
+        streamed: bool,
+    ) -> None:
+        """The outbound store, run after the response: its failures only reach the log."""
+        text, parsed = _answer(endpoint, content, streamed)
+        cacheable = is_cacheable_response(
+            status, parsed, endpoint, statuses=store.cacheable_statuses
+        )
+        cache = pending.slot.cache if pending.slot is not None else None
+        if text is None or not cacheable or cache is None:
+            self.metrics.count(self.metrics.stores, api, "skipped")
+            return
+        try:
+            await cache.store(pending.text, text, pending.partition, ttl=store.duration)
+        except CacheError as exc:
+            self.metrics.count(self.metrics.stores, api, "error")
+            log_event("cache_store_failed", api=api, error=f"{type(exc).__name__}: {exc}")
+            return
+        except Exception:
+            # Nobody awaits this task: a bug here must reach the log, not vanish.
+            self.metrics.count(self.metrics.stores, api, "error")
+            logger.exception("cache store crashed for API %r", api)
+            return
+        self.metrics.count(self.metrics.stores, api, "stored")
+
+
+def _answer(endpoint: Endpoint, content: bytes, streamed: bool) -> tuple[str | None, Any]:
+    """The answer as the text to cache (None: a stream that did not assemble) and parsed."""
+    if streamed:
+        assembled = sse.assemble(endpoint, content)
+        text = None if assembled is None else json.dumps(assembled, ensure_ascii=False)
+        return text, assembled
+    text = content.decode("utf-8", errors="replace")
+    try:
+        return text, json.loads(text)
+    except ValueError:
+        return text, None
