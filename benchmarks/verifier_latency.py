@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from reprise import SemanticCache, ThresholdVerifier  # noqa: E402
 from reprise._cache import Verifier  # noqa: E402
 from reprise._verify import default_verifier, rules_only  # noqa: E402
+from reprise._verify.verifier import LearnedVerifier  # noqa: E402
 
 PAIRS = ROOT / "tests" / "data" / "constructed_pairs.jsonl"
 
@@ -68,7 +69,8 @@ async def main() -> None:
     configs: dict[str, Verifier] = {
         "threshold (baseline)": ThresholdVerifier(),
         "rules": rules_only(),
-        "default": default_verifier(),
+        "combiner, no head": LearnedVerifier(head=False),
+        "default (head)": default_verifier(),
     }
     for name, verifier in configs.items():
         print(await measure(name, verifier, rows, args.rounds), flush=True)

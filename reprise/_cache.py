@@ -89,14 +89,17 @@ class SemanticCache:
     `":memory:"`, a `redis://` URL or a `VectorStore`; `embedder` is `"local"`, a
     model directory, an embeddings endpoint URL or an `Embedder`. `verifier`
     decides among the candidates within the threshold: by default rule checks
-    and a learned combiner (`reprise._verify`) at target precision 0.90;
-    `ThresholdVerifier()` serves the nearest candidate, plain similarity caching.
+    and a learned score (`reprise._verify`) at target precision 0.90, whose
+    cut-offs are calibrated under the default threshold 0.2: the threshold is the
+    outer edge of the grey zone, the verifier decides within it.
+    `ThresholdVerifier()` serves the nearest candidate, plain similarity caching
+    (use a stricter threshold with it, e.g. 0.05).
     """
 
     def __init__(
         self,
         *,
-        score_threshold: float = 0.1,
+        score_threshold: float = 0.2,
         ttl: float | None = 3600,
         store: str | Path | VectorStore = "./reprise-data",
         embedder: str | Embedder = "local",

@@ -26,6 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from reprise._bench.data import Pair, load_pairs  # noqa: E402
 from reprise._verify.align import ALIGN_FEATURES, Words, merge_pieces  # noqa: E402
@@ -33,17 +34,21 @@ from reprise._verify.model import (  # noqa: E402
     FEATURES,
     LEXICAL_FEATURES,
     features,
+    reworded,
 )
 from reprise._verify.rules import CHECKS  # noqa: E402
 
 FOLDS = 5
 # The distance beyond which a candidate is clearly different: SemanticCache's
 # default score_threshold, which the default cut-offs are calibrated under.
-CEILING = 0.1
-# The pairs the combiner is fitted on: a little beyond the ceiling, so that it
-# also ranks sensibly for callers with a looser threshold (APIM's example 0.15).
+CEILING = 0.2
+# The pairs the combiner is fitted on (distance <= ZONE, no rule conflict).
 ZONE = 0.15
 TARGETS = (0.80, 0.85, 0.90, 0.95)
+# The interaction head's training zone, and the weight of the combiner's logit
+# in the verifier's score; both chosen on the out-of-fold recall.
+HEAD_ZONE = 0.3
+COMBINER_WEIGHT = 0.25
 
 
 CONSTRUCTED = ROOT / "tests" / "data" / "constructed_pairs.jsonl"
@@ -161,7 +166,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...] | None, bool]] = {
     "alignment": (("distance", "distance_sq", *ALIGN_FEATURES), False),
     "combiner, no alignment": (LEXICAL_FEATURES, True),
     "combiner, no rule veto": (FEATURES, False),
-    "default (rules + alignment + combiner)": (FEATURES, True),
+    "combiner (rules + alignment)": (FEATURES, True),
 }
 
 
@@ -185,15 +190,27 @@ def scores_for(
 ) -> np.ndarray:
     """Higher = more confident it is the same request; vetoed pairs get -inf."""
     if names is None or model is None:
-        s = -x[:, FEATURES.index("distance")]
-    else:
-        s = model.logit(x[:, [FEATURES.index(n) for n in names]])
-    if veto:
-        flags = x[:, [FEATURES.index(f"rule_{c}") for c in CHECKS]].any(axis=1)
-        if names is not None:  # the learned verifier serves "same words" without scoring
-            s = np.where(x[:, FEATURES.index("same_words")] > 0, np.inf, s)
-        s = np.where(flags, -np.inf, s)
-    return s
+        return masked(x, -x[:, FEATURES.index("distance")], veto=veto, learned=False)
+    return masked(x, model.logit(x[:, [FEATURES.index(n) for n in names]]), veto=veto)
+
+
+def masked(x: np.ndarray, s: np.ndarray, *, veto: bool = True, learned: bool = True) -> np.ndarray:
+    """Scores as the verifier decides: a rule conflict is never served, and a learned
+    verifier serves same words and rewordings without scoring them."""
+    if not veto:
+        return s
+    if learned:
+        s = np.where(unscored(x), np.inf, s)
+    return np.where(vetoed(x), -np.inf, s)
+
+
+def vetoed(x: np.ndarray) -> np.ndarray:
+    return x[:, [FEATURES.index(f"rule_{c}") for c in CHECKS]].any(axis=1)
+
+
+def unscored(x: np.ndarray) -> np.ndarray:
+    """Rows the verifier serves without a learned score: same words, or a rewording."""
+    return (x[:, FEATURES.index("same_words")] > 0) | np.array([reworded(row) for row in x])
 
 
 def rate_table(scores: np.ndarray, y: np.ndarray, cut: float) -> tuple[float, float, float, float]:
@@ -209,22 +226,28 @@ def rate_table(scores: np.ndarray, y: np.ndarray, cut: float) -> tuple[float, fl
 
 
 def report(
-    sets: dict[str, list[Pair]], x_of: dict[str, np.ndarray], ceiling: float, l2: float
+    sets: dict[str, list[Pair]],
+    x_of: dict[str, np.ndarray],
+    ceiling: float,
+    l2: float,
+    head_scores: dict[str, np.ndarray],
 ) -> str:
-    """Markdown tables: every variant on every set, QQP out-of-fold (grouped by `group`)."""
+    """Markdown tables: every variant on every set, QQP out-of-fold (grouped by `group`).
+
+    `head_scores` are the shipped default's scores per set (QQP: out of fold).
+    """
     qqp = sets["qqp"]
     y_q = np.array([p.label for p in qqp], dtype=np.float64)
     folds = np.array([fold_of(p.group, p.text_a) for p in qqp])
     lines = [
         f"Default operating point: distance ceiling {ceiling} (the cache's `score_threshold`), "
-        "combiner cut-off for target precision 0.90 (out-of-fold on QQP dev).",
+        "the learned score's cut-off for target precision 0.90 (out-of-fold on QQP dev).",
         "",
         "| variant | set | recall @P0.85 | recall @P0.90 | hit rate | precision | recall "
         "| false-hit rate | false hits: hard negatives | number mismatches | contradictions |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, (names, veto) in VARIANTS.items():
-        within_q = x_of["qqp"][:, 0] <= ceiling
         oof = np.full(len(y_q), -np.inf)
         for k in range(FOLDS):
             model = (
@@ -234,37 +257,66 @@ def report(
             )
             part = folds == k
             oof[part] = scores_for(x_of["qqp"][part], names, veto, model)
-        oof = np.where(within_q, oof, -np.inf)
-        cut = recall_at(oof, y_q, 0.90)[1] if names else -ceiling
         full = fit(x_of["qqp"], y_q, names, l2, veto=veto) if names else None
-        for name, pairs in sets.items():
-            y = np.array([p.label for p in pairs], dtype=np.float64)
-            x = x_of[name]
-            s = oof if name == "qqp" else scores_for(x, names, veto, full)
-            s = np.where(x[:, 0] <= ceiling, s, -np.inf)
-            r85, r90 = recall_at(s, y, 0.85)[0], recall_at(s, y, 0.90)[0]
-            hit_rate, precision, recall, fhr = rate_table(s, y, cut)
-            slices = []
-            for flag in ("hard_negative", "number_mismatch", "contradiction"):
-                mask = np.array([bool(p.flags.get(flag)) and p.label == 0 for p in pairs])
-                slices.append(f"{(s[mask] >= cut).mean():.1%}" if mask.any() else "-")
-            lines.append(
-                f"| {variant} | {name} | {r85:.3f} | {r90:.3f} | {hit_rate:.1%} | "
-                f"{precision:.3f} | {recall:.3f} | {fhr:.2%} | {' | '.join(slices)} |"
-            )
+        scores = {
+            name: oof if name == "qqp" else scores_for(x_of[name], names, veto, full)
+            for name in sets
+        }
+        lines += _report_rows(variant, sets, x_of, scores, ceiling, learned=bool(names))
+    lines += _report_rows(DEFAULT_VARIANT, sets, x_of, head_scores, ceiling, learned=True)
     return "\n".join(lines) + "\n"
 
 
-def train(x: np.ndarray, y: np.ndarray, folds: np.ndarray, ceiling: float, l2: float) -> dict:
-    """Both runtime combiners, with cut-offs read off out-of-fold scores under the ceiling."""
-    models = {}
+DEFAULT_VARIANT = "default (rules + head + combiner)"
+
+
+def _report_rows(
+    variant: str,
+    sets: dict[str, list[Pair]],
+    x_of: dict[str, np.ndarray],
+    scores: dict[str, np.ndarray],
+    ceiling: float,
+    *,
+    learned: bool,
+) -> list[str]:
+    """One row per set; the operating point is the QQP cut-off for precision 0.90."""
+    y_q = np.array([p.label for p in sets["qqp"]], dtype=np.float64)
+    within = {name: x_of[name][:, 0] <= ceiling for name in sets}
+    cut = recall_at(np.where(within["qqp"], scores["qqp"], -np.inf), y_q, 0.90)[1]
+    cut = cut if learned else -ceiling
+    rows = []
+    for name, pairs in sets.items():
+        y = np.array([p.label for p in pairs], dtype=np.float64)
+        s = np.where(within[name], scores[name], -np.inf)
+        r85, r90 = recall_at(s, y, 0.85)[0], recall_at(s, y, 0.90)[0]
+        hit_rate, precision, recall, fhr = rate_table(s, y, cut)
+        slices = []
+        for flag in ("hard_negative", "number_mismatch", "contradiction"):
+            mask = np.array([bool(p.flags.get(flag)) and p.label == 0 for p in pairs])
+            slices.append(f"{(s[mask] >= cut).mean():.1%}" if mask.any() else "-")
+        rows.append(
+            f"| {variant} | {name} | {r85:.3f} | {r90:.3f} | {hit_rate:.1%} | "
+            f"{precision:.3f} | {recall:.3f} | {fhr:.2%} | {' | '.join(slices)} |"
+        )
+    return rows
+
+
+def train(
+    x: np.ndarray, y: np.ndarray, folds: np.ndarray, ceiling: float, l2: float
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Both runtime combiners, with cut-offs read off out-of-fold scores under the ceiling.
+
+    Also returns each combiner's raw out-of-fold logits (the head blends one in).
+    """
+    models, raw = {}, {}
     within = x[:, 0] <= ceiling
     for variant, names in (("align", FEATURES), ("lexical", LEXICAL_FEATURES)):
-        oof = np.full(len(y), -np.inf)
+        cols = [FEATURES.index(n) for n in names]
+        raw[variant] = np.zeros(len(y))
         for k in range(FOLDS):
             model = fit(x[folds != k], y[folds != k], names, l2)
-            oof[folds == k] = scores_for(x[folds == k], names, True, model)
-        oof = np.where(within, oof, -np.inf)
+            raw[variant][folds == k] = model.logit(x[folds == k][:, cols])
+        oof = np.where(within, masked(x, raw[variant]), -np.inf)
         full = fit(x, y, names, l2)
         cutoffs = {}
         for target in TARGETS:
@@ -279,7 +331,119 @@ def train(x: np.ndarray, y: np.ndarray, folds: np.ndarray, ceiling: float, l2: f
             "intercept": round(float(full.intercept), 6),
             "cutoffs": cutoffs,
         }
-    return models
+    return models, raw
+
+
+def word_items(pairs: Sequence[Pair], table: dict) -> tuple[list, list]:
+    """Per pair: (vectors, content flags) of text_a and text_b, as the head reads them."""
+    from reprise._verify.head import MAX_WORDS
+
+    def item(text: str) -> tuple[np.ndarray, np.ndarray]:
+        w = table[text][0]
+        vectors = np.asarray(w.vectors[:MAX_WORDS], dtype=np.float32)
+        return vectors, np.asarray(w.content[:MAX_WORDS], dtype=np.float32)
+
+    return [item(p.text_a) for p in pairs], [item(p.text_b) for p in pairs]
+
+
+def train_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    items: tuple[list, list],
+    ceiling: float,
+    combiner_oof: np.ndarray,
+) -> tuple[dict, dict[str, np.ndarray], np.ndarray]:
+    """The interaction heads: out-of-fold scores for the cut-offs, then one fit on all.
+
+    Trained like the combiner on the grey zone (distance <= HEAD_ZONE, no rule
+    conflict). The cache looks up text_b against a stored text_a; the head is
+    symmetric, so the order does not matter. The cut-offs are for the head's
+    logit plus COMBINER_WEIGHT times the align combiner's (`combiner_oof`, its
+    out-of-fold logits), as the verifier scores.
+    """
+    import verifier_head as vh
+
+    mean = x.mean(axis=0)
+    scale = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
+    xs = ((x - mean) / scale).astype(np.float32)
+    zone = (x[:, 0] <= HEAD_ZONE) & ~vetoed(x)
+    a, b = items
+    oof = np.zeros(len(y))
+    for k in range(FOLDS):
+        train_rows = np.nonzero(zone & (folds != k))[0]
+        test_rows = np.nonzero(zone & (folds == k))[0]
+        for seed in vh.SEEDS:
+            head = vh.fit(*_rows(a, b, xs, train_rows), y[train_rows], seed)
+            oof[test_rows] += vh.predict(head, *_rows(a, b, xs, test_rows)) / len(vh.SEEDS)
+        print(f"  head fold {k + 1}/{FOLDS}", file=sys.stderr)
+    oof = np.where(x[:, 0] <= ceiling, masked(x, oof + COMBINER_WEIGHT * combiner_oof), -np.inf)
+    cutoffs = {}
+    for target in TARGETS:
+        recall, cut = recall_at(oof, y, target)
+        cutoffs[f"{target:.2f}"] = round(cut, 6)
+        print(f"head     out-of-fold recall at precision {target:.2f}: {recall:.3f}")
+    rows = np.nonzero(zone)[0]
+    heads = [vh.fit(*_rows(a, b, xs, rows), y[rows], seed) for seed in vh.SEEDS]
+    _check_runtime(heads, a, b, x, mean, scale)
+    arrays = {k: np.stack([vh.weights(h)[k] for h in heads]) for k in vh.weights(heads[0])}
+    model = {
+        "features": list(FEATURES),
+        "mean": mean.round(6).tolist(),
+        "scale": scale.round(6).tolist(),
+        "cutoffs": cutoffs,
+        "seeds": list(vh.SEEDS),
+        "zone": HEAD_ZONE,
+        "combiner_weight": COMBINER_WEIGHT,
+    }
+    return model, arrays, oof
+
+
+def _rows(a: list, b: list, xs: np.ndarray, rows: np.ndarray) -> tuple[list, list, np.ndarray]:
+    return [a[i] for i in rows], [b[i] for i in rows], xs[rows]
+
+
+def _check_runtime(
+    heads: list, a: list, b: list, x: np.ndarray, mean: np.ndarray, scale: np.ndarray
+) -> None:
+    """The numpy forward pass the cache runs must agree with torch's before weights ship."""
+    import verifier_head as vh
+
+    from reprise._verify.align import Words
+    from reprise._verify.head import InteractionHead
+
+    arrays = {k: np.stack([vh.weights(h)[k] for h in heads]) for k in vh.weights(heads[0])}
+    runtime = InteractionHead.from_arrays(arrays, mean, scale, {0.9: 0.0})
+    xs = ((x - mean) / scale).astype(np.float32)
+    rows = np.arange(0, len(a), max(1, len(a) // 50))
+    want = sum(vh.predict(h, *_rows(a, b, xs, rows)) for h in heads) / len(heads)
+    for row, expected in zip(rows, want, strict=True):
+        wa = Words(("",) * len(a[row][0]), a[row][0], tuple(bool(c) for c in a[row][1]))
+        wb = Words(("",) * len(b[row][0]), b[row][0], tuple(bool(c) for c in b[row][1]))
+        got = runtime.logit(wa, wb, x[row])
+        if abs(got - expected) > 1e-3:
+            raise SystemExit(f"numpy head disagrees with torch: {got} vs {expected}")
+
+
+def shipped_scores(
+    pairs: Sequence[Pair], x: np.ndarray, table: dict, models: dict, arrays: dict
+) -> np.ndarray:
+    """The shipped verifier's scores (head + weighted combiner), through the runtime code."""
+    from reprise._verify.head import InteractionHead
+    from reprise._verify.model import Combiner
+
+    head = models["head"]
+    runtime = InteractionHead.from_arrays(
+        arrays, np.asarray(head["mean"]), np.asarray(head["scale"]), {0.9: 0.0}
+    )
+    combiner = Combiner.from_dict(models["align"])
+    a, b = word_items(pairs, table)
+    out = []
+    for (va, ca), (vb, cb), row in zip(a, b, x, strict=True):
+        wa = Words(("",) * len(va), va, tuple(bool(c) for c in ca))
+        wb = Words(("",) * len(vb), vb, tuple(bool(c) for c in cb))
+        out.append(runtime.logit(wb, wa, row) + COMBINER_WEIGHT * combiner.logit(row))
+    return masked(x, np.asarray(out))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -303,7 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     qqp = sets["qqp"]
     y = np.array([p.label for p in qqp], dtype=np.float64)
     folds = np.array([fold_of(p.group, p.text_a) for p in qqp])
-    models = train(x_of["qqp"], y, folds, args.ceiling, args.l2)
+    models, raw = train(x_of["qqp"], y, folds, args.ceiling, args.l2)
+    table = token_cache("qqp", qqp, args.cache)
+    models["head"], arrays, head_oof = train_head(
+        x_of["qqp"], y, folds, word_items(qqp, table), args.ceiling, raw["align"]
+    )
     meta = {
         "trained_on": "qqp_dev.jsonl",
         "folds": FOLDS,
@@ -314,9 +482,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "models": models}, indent=1) + "\n")
+    np.savez_compressed(args.out.with_name("verifier_head.npz"), **arrays)
     print(f"wrote {args.out}")
     if args.report:
-        args.report.write_text(report(sets, x_of, args.ceiling, args.l2))
+        scores = {"qqp": head_oof}
+        for name in sets.keys() - {"qqp"}:
+            table = token_cache(name, sets[name], args.cache)
+            scores[name] = shipped_scores(sets[name], x_of[name], table, models, arrays)
+        args.report.write_text(report(sets, x_of, args.ceiling, args.l2, scores))
         print(f"wrote {args.report}")
     return 0
 

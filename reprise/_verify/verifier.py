@@ -1,9 +1,15 @@
-"""The default verifier: rule checks, then a learned combiner over cheap features.
+"""The default verifier: rule checks, then a learned score over the two prompts.
 
     candidate (nearest first, already within the cache's threshold)
       1. over its entry's own limit (feedback)    -> skip
       2. a rule check fails (number, negation...) -> skip        every semantic candidate
-      3. combiner logit >= cut-off(target)        -> serve it
+      3. same words but for case, punctuation...  -> serve it
+      4. same content words, very near            -> serve it
+      5. learned logit >= cut-off(target)         -> serve it
+The learned score is the interaction head (`head.py`, over both prompts' word
+vectors, blended with the logistic combiner) when the embedder hands out token
+vectors (the local model), else the logistic combiner over lexical features (a
+remote embedder).
 The threshold is the outer edge of the grey zone: a candidate beyond it is
 clearly different and costs nothing. Rules run on every semantic candidate
 however near, because a swapped direction or number moves the sentence vector
@@ -21,7 +27,8 @@ from reprise._protocols import Embedder, Match
 from reprise._verify import DEFAULT_TARGET_PRECISION
 from reprise._verify.align import Words
 from reprise._verify.feedback import entry_limit
-from reprise._verify.model import Combiner, features, load_combiners
+from reprise._verify.head import InteractionHead, load_head
+from reprise._verify.model import Combiner, features, load_combiners, reworded
 from reprise._verify.rules import CHECKS, conflicts, same_words
 from reprise._verify.tokens import TokenCache, token_source
 
@@ -29,6 +36,11 @@ from reprise._verify.tokens import TokenCache, token_source
 @cache
 def _combiners() -> dict[str, Combiner]:
     return load_combiners()
+
+
+@cache
+def _head() -> InteractionHead | None:
+    return load_head()
 
 
 class RuleVerifier:
@@ -51,13 +63,14 @@ class RuleVerifier:
 
 
 class LearnedVerifier:
-    """Rules, then a logistic combiner of distance, rule flags, lexical and alignment features.
+    """Rules, then a learned score: the interaction head, or a logistic combiner.
 
     `target_precision` is the strictness: the share of served semantic hits
     meant to be right, as calibrated out-of-fold on the QQP dev pairs (0.80 to
-    0.95; higher is stricter). `rules=False` and `alignment=False` switch parts
-    off to measure them; without token vectors (a remote embedder) the lexical
-    combiner is used.
+    0.95; higher is stricter). `rules=False`, `alignment=False` and `head=False`
+    switch parts off to measure them (`head=False` scores with the logistic
+    combiner over the alignment features); without token vectors (a remote
+    embedder) the lexical combiner is used.
     """
 
     def __init__(
@@ -66,13 +79,18 @@ class LearnedVerifier:
         *,
         rules: bool = True,
         alignment: bool = True,
+        head: bool = True,
         embedder: Embedder | None = None,
     ) -> None:
         if not 0.0 < target_precision < 1.0:
             raise ValueError(f"target_precision must be in (0, 1), got {target_precision}")
         self.target_precision = target_precision
+        # Load the committed weights now, not on the first lookup (~10 ms once).
+        _combiners()
+        _head()
         self.rules = rules
         self.alignment = alignment
+        self.head = head
         self._tokens: TokenCache | None = None
         self._siblings: dict[float, LearnedVerifier] = {}
         if embedder is not None:
@@ -84,7 +102,9 @@ class LearnedVerifier:
             return self
         sibling = self._siblings.get(target_precision)
         if sibling is None:
-            sibling = LearnedVerifier(target_precision, rules=self.rules, alignment=self.alignment)
+            sibling = LearnedVerifier(
+                target_precision, rules=self.rules, alignment=self.alignment, head=self.head
+            )
             self._siblings[target_precision] = sibling
         sibling._tokens = self._tokens
         return sibling
@@ -98,9 +118,7 @@ class LearnedVerifier:
         if not within:
             return Decision(None, "no candidate within the threshold")
         words = await self._words([prompt, *(m.entry.prompt for m in within)])
-        variant = "align" if words is not None else "lexical"
-        combiner = _combiners()[variant]
-        cutoff = combiner.cutoff(self.target_precision)
+        variant, cutoff = self._variant(words is not None)
         reasons = []
         for i, match in enumerate(within):
             reason = self._reject(prompt, match)
@@ -109,9 +127,11 @@ class LearnedVerifier:
                     match, f"distance {match.distance:.4f}, same words (case, punctuation)"
                 )
             if reason is None:
-                pair = (words[0], words[i + 1]) if words is not None else (None, None)
-                x = features(prompt, match.entry.prompt, match.distance, *pair)
-                score = combiner.logit(x)
+                pair = (words[0], words[i + 1]) if words is not None else None
+                x = features(prompt, match.entry.prompt, match.distance, *(pair or (None, None)))
+                if reworded(x):
+                    return Decision(match, f"distance {match.distance:.4f}, same content words")
+                score = self._score(variant, x, pair)
                 if score >= cutoff:
                     return Decision(
                         match,
@@ -121,6 +141,21 @@ class LearnedVerifier:
                 reason = f"{variant} score {score:.2f} < {cutoff:.2f}"
             reasons.append(f"{match.distance:.4f} rejected: {reason}")
         return Decision(None, "; ".join(reasons))
+
+    def _variant(self, has_words: bool) -> tuple[str, float]:
+        """Which learned score decides, and its cut-off at this target precision."""
+        head = _head()
+        if has_words and self.head and head is not None:
+            return "head", head.cutoff(self.target_precision)
+        variant = "align" if has_words else "lexical"
+        return variant, _combiners()[variant].cutoff(self.target_precision)
+
+    def _score(self, variant: str, x: tuple[float, ...], pair: tuple[Words, Words] | None) -> float:
+        head = _head()
+        if variant == "head" and head is not None and pair is not None:
+            blend = head.combiner_weight * _combiners()["align"].logit(x)
+            return head.logit(pair[0], pair[1], x) + blend
+        return _combiners()[variant].logit(x)
 
     def _reject(self, prompt: str, match: Match) -> str | None:
         limit = entry_limit(match.entry.meta)

@@ -18,6 +18,8 @@ from reprise import SemanticCache, ThresholdVerifier
 
 FRANCE = "What is the capital of France?"
 PARAPHRASE = "Which city is the capital of France?"
+# Plain similarity, at the stricter threshold it needs.
+PLAIN = ThresholdVerifier()
 
 
 @pytest.fixture
@@ -25,9 +27,8 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "reprise-data"
 
 
-async def test_a_paraphrase_hits_at_the_default_threshold(data_dir: Path) -> None:
-    async with SemanticCache(store=data_dir, verifier=ThresholdVerifier()) as cache:
-        assert cache.score_threshold == 0.1
+async def test_a_paraphrase_hits_at_a_plain_threshold(data_dir: Path) -> None:
+    async with SemanticCache(store=data_dir, verifier=PLAIN, score_threshold=0.1) as cache:
         await cache.store(FRANCE, "Paris.")
 
         hit = await cache.lookup(PARAPHRASE)
@@ -38,8 +39,24 @@ async def test_a_paraphrase_hits_at_the_default_threshold(data_dir: Path) -> Non
     assert 0.03 < hit.score < 0.09
 
 
+async def test_the_defaults_serve_a_rewording_and_refuse_a_reversal(data_dir: Path) -> None:
+    async with SemanticCache(store=data_dir) as cache:
+        assert cache.score_threshold == 0.2
+        await cache.store("How do I reverse a list in Python?", "reversed()")
+        await cache.store("How do I convert Celsius to Fahrenheit?", "F = C * 9/5 + 32")
+        reworded = await cache.explain("What's the way to reverse a list in Python?")
+        reversed_ = await cache.explain("How do I convert Fahrenheit to Celsius?")
+
+    assert reworded.hit is not None, reworded.reason
+    assert reworded.hit.tier == "semantic"
+    assert reversed_.hit is None
+    assert reversed_.best_distance is not None
+    assert reversed_.best_distance < 0.02
+    assert "direction" in reversed_.reason
+
+
 async def test_another_country_and_another_topic_miss(data_dir: Path) -> None:
-    async with SemanticCache(store=data_dir, verifier=ThresholdVerifier()) as cache:
+    async with SemanticCache(store=data_dir, verifier=PLAIN, score_threshold=0.1) as cache:
         await cache.store(FRANCE, "Paris.")
         germany = await cache.explain("What is the capital of Germany?")
         bread = await cache.explain("How do I bake sourdough bread?")
@@ -50,9 +67,9 @@ async def test_another_country_and_another_topic_miss(data_dir: Path) -> None:
 
 
 async def test_the_cache_answers_after_a_restart_from_its_data_directory(data_dir: Path) -> None:
-    async with SemanticCache(store=data_dir, verifier=ThresholdVerifier()) as cache:
+    async with SemanticCache(store=data_dir, verifier=PLAIN, score_threshold=0.1) as cache:
         await cache.store(FRANCE, "Paris.")
-    async with SemanticCache(store=data_dir, verifier=ThresholdVerifier()) as cache:
+    async with SemanticCache(store=data_dir, verifier=PLAIN, score_threshold=0.1) as cache:
         exact = await cache.lookup(FRANCE)
         semantic = await cache.lookup(PARAPHRASE)
 

@@ -9,6 +9,7 @@ from reprise import Entry, Match
 from reprise._verify import VERIFIERS
 from reprise._verify.align import Words, alignment, merge_pieces
 from reprise._verify.feedback import entry_limit, tightened, within_limit
+from reprise._verify.head import load_head
 from reprise._verify.model import FEATURES, LEXICAL_FEATURES, features, load_combiners
 from reprise._verify.verifier import LearnedVerifier, RuleVerifier
 
@@ -51,6 +52,26 @@ def test_the_committed_combiners_load_and_rank_sensibly() -> None:
     assert near > far
     # stricter targets need higher scores
     assert lexical.cutoff(0.95) >= lexical.cutoff(0.90) >= lexical.cutoff(0.85)
+
+
+def test_the_committed_head_is_symmetric_and_ranks_sensibly() -> None:
+    head = load_head()
+    assert head is not None
+    rng = np.random.default_rng(0)
+    dims = head.heads[0].tok_w.shape[0] // 2 - 1
+
+    def words(n: int) -> Words:
+        v = rng.normal(size=(n, dims)).astype(np.float32)
+        return Words(("w",) * n, v / np.linalg.norm(v, axis=1, keepdims=True), (True,) * n)
+
+    a, b = words(6), words(4)
+    x = features("How do I bake bread?", "How can I bake bread?", 0.02, a, b)
+    assert head.logit(a, b, x) == pytest.approx(head.logit(b, a, x), abs=1e-4)
+    # the same words on both sides and a tiny distance beat unrelated words far apart
+    near = head.logit(a, a, features("How do I bake bread?", "How can I bake bread?", 0.02, a, a))
+    far = head.logit(a, b, features("How do I bake bread?", "How do I grow wheat?", 0.19, a, b))
+    assert near > far
+    assert head.cutoff(0.95) >= head.cutoff(0.90) >= head.cutoff(0.85)
 
 
 def test_feedback_limits_only_tighten() -> None:
