@@ -70,6 +70,20 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "reprise"
 
 
+def default_threads() -> int:
+    """ORT threads for one model call: the cores this process may use, at most 2.
+
+    A single prompt of a dozen tokens is split over two cores well (measured in
+    benchmarks/embedder.md); more threads for so little work mostly wait on each
+    other, and leave the event loop no core of its own.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     """What a sentence-transformers model directory says about how to embed with it."""
@@ -149,8 +163,8 @@ class LocalEmbedder:
     `model_dir` is a sentence-transformers model directory (default: the bundled
     all-MiniLM-L6-v2). Its ONNX export must exist under `cache_dir`: run
     `reprise model export [--model-dir D]` once. `threads` is ORT's intra-op
-    thread count (1 gives the lowest single-query latency on small machines, see
-    benchmarks/embedder.md); `max_batch` caps the texts per ORT call.
+    thread count (None: `default_threads()`); `max_batch` caps the texts per
+    ORT call.
     """
 
     def __init__(
@@ -158,9 +172,10 @@ class LocalEmbedder:
         model_dir: Path | None = None,
         *,
         cache_dir: Path | None = None,
-        threads: int = 1,
+        threads: int | None = None,
         max_batch: int = 64,
     ) -> None:
+        threads = default_threads() if threads is None else threads
         self.spec = ModelSpec.load(model_dir)
         self.max_batch = max_batch
         self.onnx_path = self.spec.onnx_path(cache_dir)

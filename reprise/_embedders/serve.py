@@ -1,6 +1,6 @@
 """An OpenAI-compatible embeddings endpoint for the local model.
 
-    reprise model serve --port 8001 [--model-dir D] [--threads 1]
+    reprise model serve --port 8001 [--model-dir D] [--threads N]
     (or python -m reprise._embedders.serve, same options)
     curl localhost:8001/v1/embeddings -d '{"input": ["hello"], "model": "all-MiniLM-L6-v2"}'
 
@@ -111,7 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--model-dir", default=None, help="sentence-transformers model dir")
-    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime threads (default: cores, up to 2)"
+    )
     parser.add_argument("--log-level", default="warning")
 
 

@@ -140,7 +140,7 @@ async def _embedder_with_dims(backend: Backend) -> Embedder:
 def embedder_for(backend: Backend) -> Embedder:
     """The embedder of an embeddings backend: the local model or a remote endpoint."""
     if backend.is_local:
-        return make_embedder("local")
+        return make_embedder("local", threads=backend.threads)
     remote = import_from_string("reprise._embedders.remote:RemoteEmbedder")
     embedder: Embedder = remote(
         backend.url, headers=dict(backend.headers), model=backend.model, timeout=backend.timeout

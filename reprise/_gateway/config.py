@@ -12,6 +12,7 @@ embedders and connection pools at startup from the frozen `GatewayConfig`.
       embeddings-backend:
         url: local                             # the in-process model, or an embeddings endpoint URL
         model: text-embedding-3-small          # optional, sent to a remote embeddings endpoint
+        threads: 2                             # optional, local model: ONNX Runtime threads
     subscriptions:                  # optional: id -> key; callers send the key as api-key,
       team-a: { key: "${TEAM_A_KEY}" }  # Authorization: Bearer, or Ocp-Apim-Subscription-Key
     cache:
@@ -100,6 +101,7 @@ class Backend:
     `headers` are sent on every request to it (credentials: kept out of `repr`).
     `timeout` is in seconds. `model` is the model name a remote embeddings
     endpoint is asked for (None: the endpoint's default, or an Azure deployment URL).
+    `threads` is the local model's ONNX Runtime thread count (None: its default).
     """
 
     id: str
@@ -107,6 +109,7 @@ class Backend:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     timeout: float = DEFAULT_TIMEOUT
     model: str | None = None
+    threads: int | None = None
 
     @property
     def is_local(self) -> bool:
@@ -116,7 +119,7 @@ class Backend:
         # The headers mapping is read-only but not hashable; hash its items so that
         # a Backend, and so an Api, can key a dict.
         headers = tuple(sorted(self.headers.items()))
-        return hash((self.id, self.url, headers, self.timeout, self.model))
+        return hash((self.id, self.url, headers, self.timeout, self.model, self.threads))
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +332,7 @@ class _Reader(YamlReader):
         for backend_id, value in section.items():
             path = f"backends.{backend_id}"
             m = self.mapping(value, path, section.lines[backend_id])
-            self.keys(m, path, ("url", "headers", "timeout", "model"), required=("url",))
+            self.keys(m, path, ("url", "headers", "timeout", "model", "threads"), required=("url",))
             headers = self.mapping(m.get("headers", Map(m.line)), f"{path}.headers", m.line)
             backends[backend_id] = Backend(
                 id=backend_id,
@@ -339,8 +342,16 @@ class _Reader(YamlReader):
                 ),
                 timeout=self.number(m, "timeout", path, DEFAULT_TIMEOUT),
                 model=self.string(m, "model", path) if "model" in m else None,
+                threads=self.threads(m, path),
             )
         return backends
+
+    def threads(self, m: Map, path: str) -> int | None:
+        if "threads" not in m:
+            return None
+        if m.get("url") != "local":
+            raise self.fail(f"{path}.threads", m.lines["threads"], "only for url: local")
+        return self.integer(m, "threads", path, 1)
 
     def url(self, m: Map, path: str) -> str:
         url = self.string(m, "url", path)

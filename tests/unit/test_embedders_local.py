@@ -474,3 +474,12 @@ def test_export_command_reports_a_bad_model_dir(
 
     assert main(["model", "export", "--model-dir", str(tmp_path)]) == 1
     assert "has no tokenizer.json" in capsys.readouterr().err
+
+
+def test_default_threads_follow_the_usable_cores_up_to_two(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    assert local.default_threads() == 1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert local.default_threads() == 2

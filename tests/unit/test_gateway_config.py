@@ -126,6 +126,7 @@ def test_all_settings() -> None:
         headers: { api-key: abc, X-Version: 2 }
         timeout: 12.5
       emb: { url: "https://emb.example/v1/embeddings", model: text-embedding-3-small }
+      model: { url: local, threads: 2 }
     subscriptions:
       s1: { key: k1 }
     cache:
@@ -144,6 +145,7 @@ def test_all_settings() -> None:
     assert config.backends["emb"] == Backend(
         "emb", "https://emb.example/v1/embeddings", model="text-embedding-3-small"
     )
+    assert config.backends["model"] == Backend("model", "local", threads=2)
     assert config.cache == CacheSettings("redis://localhost:6379", 100.0, True, 3)
     assert config.max_body_bytes == 1000
 
@@ -358,6 +360,14 @@ def test_match_api_prefers_the_longest_prefix_on_segment_boundaries() -> None:
         (
             MINIMAL + "    policies-file: does-not-exist.xml\n",
             "apis[0].policies-file: line 8: cannot read",
+        ),
+        (
+            MINIMAL.replace("emb: { url: local }", "emb: { url: local, threads: 0 }"),
+            "gw.yaml: backends.emb.threads: line 3: must be a positive integer",
+        ),
+        (
+            MINIMAL.replace('v1/" }', 'v1/", threads: 2 }'),
+            "gw.yaml: backends.chat.threads: line 2: only for url: local",
         ),
     ],
 )
