@@ -25,22 +25,40 @@ in APIM, so a lone store has nothing to write under; a lone lookup would pay an
 embedding on every request for a cache nothing ever fills.
 
 The XML is read with expat, the parser under `xml.etree`, because it reports
-line numbers; DTDs are refused, so no entity can expand or reach outside.
+line numbers; DTDs are refused, so no entity can expand or reach outside (see
+`policy_xml`, which also holds the node shape checks).
 
 Adding an attribute to a policy (the verifier settings of the lookup, say) is
-two lines: a field on its dataclass and a row in its `_Attr` table.
+two lines: a field on its dataclass and a row in its `_Attr` table (in
+`policy_attrs`, with the converters and the attributes refused).
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Literal
-from xml.parsers import expat
+from typing import Literal
 
 from reprise._exceptions import ConfigError
 from reprise._gateway.expressions import Expression, RequestContext, compile_expression
+from reprise._gateway.policy_attrs import (
+    _FORWARD,
+    _LOOKUP,
+    _RATE,
+    _RATE_BY_KEY,
+    _SET_BACKEND,
+    _STORE,
+    _attrs,
+    _check_attrs,
+)
+from reprise._gateway.policy_xml import (
+    _check_no_children,
+    _check_no_text,
+    _Context,
+    _Node,
+    _read_xml,
+    _XmlError,
+)
 
 __all__ = [
     "Policies",
@@ -170,198 +188,6 @@ class Policies(PolicySections):
     forward_timeout: int | None = None
 
 
-# --- the XML tree ---------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Node:
-    tag: str
-    attrs: dict[str, str]
-    line: int
-    children: list[_Node] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-
-
-def _read_xml(text: str) -> _Node:
-    """Parse `text` into `_Node`s with their lines; `ConfigError(line, message)` if malformed."""
-    parser = expat.ParserCreate()
-    stack: list[_Node] = []
-    roots: list[_Node] = []
-
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        node = _Node(tag, attrs, parser.CurrentLineNumber)
-        (stack[-1].children if stack else roots).append(node)
-        stack.append(node)
-
-    def end(tag: str) -> None:
-        stack.pop()
-
-    def chars(data: str) -> None:
-        if stack:
-            stack[-1].text.append(data)
-
-    def doctype(*args: Any) -> None:
-        raise _XmlError(parser.CurrentLineNumber, "a DOCTYPE is not allowed in policies")
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
-    parser.StartDoctypeDeclHandler = doctype
-    parser.EntityDeclHandler = doctype
-    try:
-        parser.Parse(text, True)
-    except expat.ExpatError as exc:
-        message = expat.errors.messages[exc.code]
-        raise _XmlError(exc.lineno, f"not well-formed XML: {message}") from None
-    return roots[0]
-
-
-class _XmlError(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
-
-
-# --- attribute tables -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Attr:
-    field: str
-    convert: Callable[[str], Any]
-    required: bool = False
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise ValueError("must be a positive integer")
-    return number
-
-
-def _distance(value: str) -> float:
-    try:
-        number = float(value.strip())
-    except ValueError:
-        number = -1.0
-    if not 0.0 <= number <= 1.0:
-        raise ValueError("must be a cosine distance between 0 and 1 (lower is stricter)")
-    return number
-
-
-def _precision(value: str) -> float:
-    try:
-        number = float(value.strip())
-    except ValueError:
-        number = -1.0
-    if not 0.0 < number < 1.0:
-        raise ValueError("must be a precision between 0 and 1 (higher is stricter), e.g. 0.9")
-    return number
-
-
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered not in ("true", "false"):
-        raise ValueError('must be "true" or "false"')
-    return lowered == "true"
-
-
-def _name(value: str) -> str:
-    if not value.strip() or value.strip().startswith("@"):
-        raise ValueError("must be a plain non-empty name")
-    return value.strip()
-
-
-def _auth(value: str) -> str:
-    # Reprise has no managed identity; "system-assigned" is accepted so APIM
-    # documents paste unchanged, and the backend's own headers authenticate.
-    if value.strip() != "system-assigned":
-        raise ValueError('must be "system-assigned" (set credentials in the backend\'s headers)')
-    return value.strip()
-
-
-def _no_expression(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    def checked(value: str) -> Any:
-        if "@(" in value or value.strip().startswith("@{"):
-            raise ValueError(
-                f"must be a constant; expressions such as {value.strip()!r} are not supported here"
-            )
-        return convert(value)
-
-    return checked
-
-
-def _expression(value: str) -> Expression:
-    return compile_expression(value)
-
-
-_LOOKUP: dict[str, _Attr] = {
-    "score-threshold": _Attr("score_threshold", _no_expression(_distance), required=True),
-    "embeddings-backend-id": _Attr("embeddings_backend_id", _name, required=True),
-    "embeddings-backend-auth": _Attr("embeddings_backend_auth", _auth),
-    "ignore-system-messages": _Attr("ignore_system_messages", _no_expression(_bool)),
-    "max-message-count": _Attr("max_message_count", _no_expression(_positive_int)),
-    "target-precision": _Attr("target_precision", _no_expression(_precision)),
-}
-_STORE: dict[str, _Attr] = {
-    "duration": _Attr("duration", _no_expression(_positive_int), required=True),
-    "cache-response": _Attr("cache_response", _no_expression(_bool)),
-}
-_RATE: dict[str, _Attr] = {
-    "calls": _Attr("calls", _no_expression(_positive_int), required=True),
-    "renewal-period": _Attr("renewal_period", _no_expression(_positive_int), required=True),
-    "retry-after-header-name": _Attr("retry_after_header_name", _name),
-}
-_RATE_BY_KEY: dict[str, _Attr] = {
-    **_RATE,
-    "counter-key": _Attr("counter_key", _expression, required=True),
-    "increment-count": _Attr("increment_count", _no_expression(_positive_int)),
-}
-
-
-def _stream_through(value: str) -> bool:
-    if _bool(value):
-        raise ValueError('must be "false": Reprise streams responses through as they arrive')
-    return False
-
-
-_SET_BACKEND: dict[str, _Attr] = {
-    "backend-id": _Attr("backend_id", _name, required=True),
-}
-_FORWARD: dict[str, _Attr] = {
-    "timeout": _Attr("timeout", _no_expression(_positive_int)),
-    "buffer-response": _Attr("buffer_response", _no_expression(_stream_through)),
-}
-
-# Attributes APIM has that Reprise refuses, with the reason given to the operator.
-_REFUSED: dict[str, str] = {
-    "increment-condition": "is not supported (a lookup hit already skips the rate limit, "
-    "so placed after the lookup it counts misses only)",
-    "retry-after-variable-name": "is not supported (Reprise has no policy variables)",
-    "remaining-calls-variable-name": "is not supported (Reprise has no policy variables)",
-    # The counters report only "allowed, retry after", so these could not be honoured;
-    # refusing them beats a header the operator expects and never sees.
-    "remaining-calls-header-name": "is not supported (Reprise sends Retry-After on 429 only)",
-    "total-calls-header-name": "is not supported (Reprise sends Retry-After on 429 only)",
-    "base-url": "is not supported: configure a backend and name it with backend-id",
-}
-
-# Elements APIM policies for LLM APIs often hold, and what to do instead.
-_HINTS: dict[str, str] = {
-    "authentication-managed-identity": "Reprise has no managed identity; put the credential "
-    "in the backend's headers (backends.<id>.headers)",
-    "set-header": "to send a header upstream, put it in the backend's headers",
-    "llm-token-limit": "use rate-limit or rate-limit-by-key",
-    "azure-openai-token-limit": "use rate-limit or rate-limit-by-key",
-    "llm-emit-token-metric": "Reprise serves Prometheus metrics at /metrics instead",
-    "azure-openai-emit-token-metric": "Reprise serves Prometheus metrics at /metrics instead",
-}
-
-
 # --- sections -------------------------------------------------------------------------
 
 _LOOKUP_TAGS: dict[str, Family] = {
@@ -374,18 +200,16 @@ _STORE_TAGS: dict[str, Family] = {
 }
 _SECTIONS = ("inbound", "backend", "outbound", "on-error")
 
-
-class _Context:
-    """Where the document sits, so every error names the config key and file line."""
-
-    def __init__(self, where: str, line_offset: int, backends: Collection[str]) -> None:
-        self.where = where
-        self.line_offset = line_offset
-        self.backends = backends
-
-    def error(self, line: int, message: str, tag: str | None = None) -> ConfigError:
-        element = f"<{tag}> " if tag else ""
-        return ConfigError(f"{self.where}: {element}line {line + self.line_offset}: {message}")
+# Elements APIM policies for LLM APIs often hold, and what to do instead.
+_HINTS: dict[str, str] = {
+    "authentication-managed-identity": "Reprise has no managed identity; put the credential "
+    "in the backend's headers (backends.<id>.headers)",
+    "set-header": "to send a header upstream, put it in the backend's headers",
+    "llm-token-limit": "use rate-limit or rate-limit-by-key",
+    "azure-openai-token-limit": "use rate-limit or rate-limit-by-key",
+    "llm-emit-token-metric": "Reprise serves Prometheus metrics at /metrics instead",
+    "azure-openai-emit-token-metric": "Reprise serves Prometheus metrics at /metrics instead",
+}
 
 
 def parse_policies(
@@ -528,55 +352,6 @@ def _lookup(node: _Node, ctx: _Context) -> SemanticCacheLookup:
         family=_LOOKUP_TAGS[node.tag],
         line=ctx.line_offset + node.line,
     )
-
-
-def _attrs(node: _Node, table: Mapping[str, _Attr], ctx: _Context) -> dict[str, Any]:
-    """Convert `node`'s attributes by `table` into dataclass keyword arguments."""
-    _check_attrs(node, table, ctx)
-    fields: dict[str, Any] = {}
-    for name, spec in table.items():
-        if name not in node.attrs:
-            if spec.required:
-                raise ctx.error(node.line, f"attribute {name!r} is required", node.tag)
-            continue
-        try:
-            fields[spec.field] = spec.convert(node.attrs[name])
-        except (ValueError, ConfigError) as exc:
-            raise ctx.error(node.line, f"attribute {name!r} {_reason(exc)}", node.tag) from None
-    return fields
-
-
-def _reason(exc: Exception) -> str:
-    message = str(exc)
-    return message if message.startswith("must") else f"is invalid: {message}"
-
-
-def _check_attrs(node: _Node, table: Mapping[str, _Attr], ctx: _Context) -> None:
-    for name in node.attrs:
-        if name in table:
-            continue
-        if name in _REFUSED:
-            raise ctx.error(node.line, f"attribute {name!r} {_REFUSED[name]}", node.tag)
-        close = difflib.get_close_matches(name, list(table), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        allowed = ", ".join(table) or "none"
-        raise ctx.error(
-            node.line, f"unknown attribute {name!r} ({hint}allowed: {allowed})", node.tag
-        )
-
-
-def _check_no_children(node: _Node, ctx: _Context) -> None:
-    if node.children:
-        child = node.children[0]
-        raise ctx.error(child.line, f"unsupported element <{child.tag}> in <{node.tag}>")
-    _check_no_text(node, ctx)
-
-
-def _check_no_text(node: _Node, ctx: _Context) -> None:
-    # Stray text is most likely a policy pasted without its element.
-    text = "".join(node.text).strip()
-    if text:
-        raise ctx.error(node.line, f"unexpected text {text[:40]!r}", node.tag)
 
 
 def _check_empty(node: _Node, ctx: _Context) -> None:
