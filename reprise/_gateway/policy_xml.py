@@ -30,7 +30,7 @@ class _Node:
 
 
 def _read_xml(text: str) -> _Node:
-    """Parse `text` into `_Node`s with their lines; `ConfigError(line, message)` if malformed."""
+    """Parse `text` into `_Node`s with their lines; `_XmlError(line, message)` if malformed."""
     parser = expat.ParserCreate()
     stack: list[_Node] = []
     roots: list[_Node] = []
