@@ -68,11 +68,12 @@ TEMPLATES = [
 ]
 
 
-def config_yaml(upstream: str, data_dir: str) -> str:
+def config_yaml(upstream: str, data_dir: str, threads: int | None = None) -> str:
+    local = "url: local" + (f", threads: {threads}" if threads else "")
     return f"""
 backends:
   upstream: {{ url: "{upstream}/v1" }}
-  embeddings: {{ url: local }}
+  embeddings: {{ {local} }}
 cache: {{ url: "{data_dir}", share-across-credentials: true }}
 apis:
   - name: bench
@@ -122,14 +123,17 @@ class Connection:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-    async def post(self, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    async def post(
+        self, path: str, body: bytes, extra: bytes = b""
+    ) -> tuple[int, dict[bytes, bytes], bytes]:
+        """POST `body`; `extra` is more header lines, each ending in CRLF."""
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
         writer.write(
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Authorization: Bearer bench\r\nContent-Length: %d\r\n\r\n%s"
-            % (path.encode(), self.host.encode(), len(body), body)
+            b"Authorization: Bearer bench\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), self.host.encode(), extra, len(body), body)
         )
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")
@@ -151,7 +155,7 @@ class Connection:
 
 
 async def drive(
-    url: str, bodies: list[bytes], concurrency: int
+    url: str, bodies: list[bytes], concurrency: int, extra: bytes = b""
 ) -> tuple[list[tuple[float, str]], float]:
     """Send every body, `concurrency` at a time: (ms, cache status) each, and the wall time."""
     results: list[tuple[float, str]] = []
@@ -163,7 +167,7 @@ async def drive(
         try:
             for body in queue:
                 start = time.perf_counter()
-                status, headers, content = await connection.post(path, body)
+                status, headers, content = await connection.post(path, body, extra)
                 elapsed = (time.perf_counter() - start) * 1e3
                 if status != 200:
                     raise RuntimeError(f"{url}: {status} {content[:200]!r}")
@@ -205,12 +209,15 @@ async def measure(args: argparse.Namespace, upstream: str, gateway: str, log: Pa
     for concurrency, n in rounds.items():
         fresh, stored = prompts[used : used + n], prompts[used + n : used + 2 * n]
         used += 2 * n
-        phases: list[tuple[str, str, list[bytes], str]] = [
-            ("direct (fake upstream)", direct_url, [chat(p) for p in fresh], "-"),
-            ("miss", gateway_url, [chat(p) for p in fresh], "MISS"),
+        # "bypass" skips the lookup (Cache-Control: no-cache) and the store (no-store):
+        # the proxying alone, so that a miss's overhead splits into proxy and lookup.
+        phases: list[tuple[str, str, list[bytes], str, bytes]] = [
+            ("direct (fake upstream)", direct_url, [chat(p) for p in fresh], "-", b""),
+            ("bypass (proxy only)", gateway_url, [chat(p) for p in fresh], "BYPASS", _BYPASS),
+            ("miss", gateway_url, [chat(p) for p in fresh], "MISS", b""),
         ]
-        for name, url, bodies, status in phases:
-            results, wall = await drive(url, bodies, concurrency)
+        for name, url, bodies, status, extra in phases:
+            results, wall = await drive(url, bodies, concurrency, extra)
             await asyncio.sleep(0.3)
             server, offset = gateway_times(log, offset, status)
             rows.append(_row(name, concurrency, results, wall, server))
@@ -229,6 +236,9 @@ async def measure(args: argparse.Namespace, upstream: str, gateway: str, log: Pa
             row.statuses = _count(results)
             rows.append(row)
     return rows
+
+
+_BYPASS = b"Cache-Control: no-cache, no-store\r\n"
 
 
 def _row(
@@ -266,11 +276,13 @@ def overhead(rows: list[Row]) -> str:
     out = []
     for c in (1, 32):
         by = {r.name: r for r in rows if r.concurrency == c}
-        direct, miss = by["direct (fake upstream)"], by["miss"]
-        delta = miss.pct(miss.times_ms, 0.5) - direct.pct(direct.times_ms, 0.5)
+        direct, bypass, miss = by["direct (fake upstream)"], by["bypass (proxy only)"], by["miss"]
+        p50 = {r.name: r.pct(r.times_ms, 0.5) for r in (direct, bypass, miss)}
         out.append(
-            f"- miss overhead at concurrency {c}: p50 {delta:.2f} ms over calling "
-            "the fake upstream directly"
+            f"- miss overhead at concurrency {c}: p50 {p50[miss.name] - p50[direct.name]:.2f} ms "
+            f"over calling the fake upstream directly (proxying "
+            f"{p50[bypass.name] - p50[direct.name]:.2f} ms, lookup "
+            f"{p50[miss.name] - p50[bypass.name]:.2f} ms)"
         )
     return "\n".join(out)
 
@@ -300,13 +312,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="requests per measure at concurrency 1")
     parser.add_argument("--http", default="auto", help="uvicorn HTTP implementation")
     parser.add_argument("--loop", default="auto", help="uvicorn event loop")
+    parser.add_argument("--threads", type=int, default=None, help="local model threads")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "gateway.md"))
     args = parser.parse_args()
     info = machine()
     upstream_process, upstream = start_fake_upstream()
     with tempfile.TemporaryDirectory(prefix="reprise-bench-") as tmp:
         config = Path(tmp) / "gateway.yaml"
-        config.write_text(config_yaml(upstream, str(Path(tmp) / "data")))
+        config.write_text(config_yaml(upstream, str(Path(tmp) / "data"), args.threads))
         log = Path(tmp) / "gateway.log"
         port = free_port()
         command = [sys.executable, "-m", "reprise", "serve", "--config", str(config)]
@@ -325,7 +338,8 @@ def main() -> None:
             "# Gateway latency and throughput",
             "",
             "Produced by `benchmarks/bench_gateway.py` "
-            f"(`--n {args.n} --http {args.http} --loop {args.loop}`). Client-side times "
+            f"(`--n {args.n} --http {args.http} --loop {args.loop} --threads {args.threads}`). "
+            "Client-side times "
             "include a minimal HTTP client; *gateway p50* is the gateway's own time per request "
             "(from its log line). Semantic hits are rewordings never seen before, so each "
             "one computes its embedding; only requests that hit are timed. Misses and "

@@ -243,7 +243,7 @@ async def bench_size(
     rebuilt = f"| {n:,} | {kind} | {open_s:.1f} | {rss_gb():.2f} "
 
     # The plain threshold verifier: this measures the store and the embedding, not a verifier.
-    embedder = LocalEmbedder(threads=1)
+    embedder = LocalEmbedder()
     cache = SemanticCache(
         store=store, embedder=embedder, score_threshold=0.1, verifier=ThresholdVerifier()
     )
