@@ -23,6 +23,7 @@ from importlib import resources
 import numpy as np
 
 from reprise._verify.align import Words
+from reprise._verify.model import interpolate_cutoff
 
 # Words read per prompt; the training used the same limit.
 MAX_WORDS = 32
@@ -108,8 +109,7 @@ class InteractionHead:
         return total / len(self.heads)
 
     def cutoff(self, target_precision: float) -> float:
-        points = sorted(self.cutoffs.items())
-        return float(np.interp(target_precision, [p for p, _ in points], [c for _, c in points]))
+        return interpolate_cutoff(self.cutoffs, target_precision)
 
 
 def _side_input(words: Words) -> tuple[np.ndarray, np.ndarray]:

@@ -146,11 +146,26 @@ class Combiner:
         return float(x @ self.coef + self.intercept)
 
     def cutoff(self, target_precision: float) -> float:
-        """The logit cut-off for `target_precision`, interpolated between trained points."""
-        points = sorted(self.cutoffs.items())
-        ps = [p for p, _ in points]
-        cs = [c for _, c in points]
-        return float(np.interp(target_precision, ps, cs))
+        return interpolate_cutoff(self.cutoffs, target_precision)
+
+
+def interpolate_cutoff(cutoffs: Mapping[float, float], target: float) -> float:
+    """The logit cut-off for `target` precision, from the trained points.
+
+    Linear between trained points; below the lowest, its cut-off. A trained
+    target that no cut-off reached out of fold is infinite (QQP's label noise
+    caps measurable precision near 0.93): from there up nothing learned is
+    served, and targets between the last reachable point and it rise along the
+    last measured slope, so that a stricter setting is never a looser one.
+    """
+    finite = sorted((p, c) for p, c in cutoffs.items() if math.isfinite(c))
+    if not finite or any(p <= target and not math.isfinite(c) for p, c in cutoffs.items()):
+        return math.inf
+    ps, cs = [p for p, _ in finite], [c for _, c in finite]
+    if target <= ps[-1] or len(ps) == 1:
+        return float(np.interp(target, ps, cs))
+    slope = (cs[-1] - cs[-2]) / (ps[-1] - ps[-2])
+    return cs[-1] + slope * (target - ps[-1])
 
 
 def load_combiners(name: str = "verifier.json") -> dict[str, Combiner]:

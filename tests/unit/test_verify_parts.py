@@ -10,7 +10,13 @@ from reprise._verify import VERIFIERS
 from reprise._verify.align import Words, alignment, merge_pieces
 from reprise._verify.feedback import entry_limit, tightened, within_limit
 from reprise._verify.head import load_head
-from reprise._verify.model import FEATURES, LEXICAL_FEATURES, features, load_combiners
+from reprise._verify.model import (
+    FEATURES,
+    LEXICAL_FEATURES,
+    features,
+    interpolate_cutoff,
+    load_combiners,
+)
 from reprise._verify.verifier import LearnedVerifier, RuleVerifier
 
 
@@ -72,6 +78,19 @@ def test_the_committed_head_is_symmetric_and_ranks_sensibly() -> None:
     far = head.logit(a, b, features("How do I bake bread?", "How do I grow wheat?", 0.19, a, b))
     assert near > far
     assert head.cutoff(0.95) >= head.cutoff(0.90) >= head.cutoff(0.85)
+
+
+def test_cutoffs_interpolate_and_never_loosen_towards_an_unreached_target() -> None:
+    cutoffs = {0.80: 0.0, 0.85: 1.0, 0.90: 2.0, 0.95: float("inf")}
+    assert interpolate_cutoff(cutoffs, 0.5) == 0.0  # below the lowest: its cut-off
+    assert interpolate_cutoff(cutoffs, 0.875) == pytest.approx(1.5)
+    # past the last reached point, along the last slope (20 per unit), not a jump to inf
+    assert interpolate_cutoff(cutoffs, 0.92) == pytest.approx(2.4)
+    assert interpolate_cutoff(cutoffs, 0.95) == float("inf")
+    assert interpolate_cutoff(cutoffs, 0.99) == float("inf")
+    targets = [0.8 + 0.01 * i for i in range(15)]
+    values = [interpolate_cutoff(cutoffs, t) for t in targets]
+    assert values == sorted(values)
 
 
 def test_feedback_limits_only_tighten() -> None:
