@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import hashlib
 import json
 import re
@@ -82,6 +83,10 @@ class FakeUpstream:
             return JSONResponse(
                 {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
             )
+        if path.endswith("/gzipped"):  # a compressed body, which a proxy must pass on as is
+            payload = gzip.compress(json.dumps({"object": "gzipped"}).encode())
+            headers = {"content-encoding": "gzip", "content-type": "application/json"}
+            return Response(payload, headers=headers)
         body = json.loads(await request.body() or b"{}")
         model = _deployment(path) or body.get("model", "fake-model")
         if path.endswith("/embeddings"):

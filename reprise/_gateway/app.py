@@ -31,8 +31,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from reprise._cache import Hit, Lookup
 from reprise._exceptions import CacheError, RequestError
 from reprise._gateway import sse
@@ -72,8 +70,8 @@ from reprise._gateway.policies import (
 from reprise._gateway.proxy import (
     Headers,
     Upstream,
+    UpstreamResponse,
     response_headers,
-    stream_error,
     upstream_url,
 )
 from reprise._gateway.ratelimit import RateLimiter, limiter_for
@@ -473,7 +471,7 @@ class Gateway:
         response = await self.forwarder.send(ex, api, url, headers, body)
         store = api.store if pending.may_store and pending.slot is not None else None
         try:
-            content_type = response.headers.get("content-type", "")
+            content_type = response.content_type
             if (
                 stream
                 and response.status_code == 200
@@ -481,7 +479,7 @@ class Gateway:
             ):
                 await self._relay(ex, response, endpoint, pending, store)
                 return
-            content = await _read_upstream(response)
+            content = await response.aread()
             headers = response_headers(response.headers, keep_length=False)
             if response.status_code >= 400 and not content_type.startswith("application/json"):
                 # An HTML page from a proxy in front of the backend: give SDKs OpenAI's shape.
@@ -501,7 +499,7 @@ class Gateway:
     async def _relay(
         self,
         ex: Exchange,
-        response: httpx.Response,
+        response: UpstreamResponse,
         endpoint: Endpoint,
         pending: Pending,
         store: SemanticCacheStore | None,
@@ -515,10 +513,9 @@ class Gateway:
                 if copy is not None:
                     copy.append(chunk)
                 await ex.body(chunk, more=True)
-        except httpx.HTTPError as exc:
+        except GatewayError as error:
             # Headers are gone; an SSE error event makes the SDKs raise instead of
             # silently ending the stream early.
-            error = stream_error(exc)
             ex.log["error"] = error.message
             await ex.body(b"data: " + error.body() + b"\n\n", more=False)
             return
@@ -583,10 +580,3 @@ def _endpoint(method: str, suffix: str) -> Endpoint | None:
     if path.endswith("/responses"):
         return "responses"
     return None
-
-
-async def _read_upstream(response: httpx.Response) -> bytes:
-    try:
-        return await response.aread()
-    except httpx.HTTPError as exc:
-        raise stream_error(exc) from exc

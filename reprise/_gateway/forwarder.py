@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import httpx
-
 from reprise._gateway.asgi import Exchange, Receive, Scope, bearer, body_chunks, header
 from reprise._gateway.config import Api, GatewayConfig
 from reprise._gateway.errors import GatewayError, too_large
@@ -20,9 +18,9 @@ from reprise._gateway.metrics import Metrics
 from reprise._gateway.proxy import (
     Headers,
     Upstream,
+    UpstreamResponse,
     new_client,
     response_headers,
-    stream_error,
     upstream_headers,
     upstream_url,
 )
@@ -62,8 +60,8 @@ class Forwarder:
             try:
                 async for chunk in response.aiter_raw():
                     await ex.body(chunk, more=True)
-            except httpx.HTTPError as exc:
-                ex.log["error"] = stream_error(exc).message
+            except GatewayError as error:
+                ex.log["error"] = error.message
             await ex.body(b"", more=False)
         finally:
             await response.aclose()
@@ -89,7 +87,7 @@ class Forwarder:
         url: str,
         headers: Headers,
         content: bytes | AsyncIterator[bytes],
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         start = time.perf_counter()
         try:
             response = await self.upstream.send(

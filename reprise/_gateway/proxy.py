@@ -4,14 +4,21 @@ Credentials follow one rule: the backend's configured headers replace the
 client's credential headers, and a subscription key is never sent upstream.
 Without configured backend credentials and without subscriptions, the client's
 own `Authorization` / `api-key` pass through (the gateway is then transparent).
+
+The pool is aiohttp's, not httpx's (which the remote embedder uses): every miss
+and every proxied request pays one upstream round trip, and aiohttp's C parser
+costs a third of httpx's per request here (0.33 vs 0.86 ms against the same
+local server). Nothing is added or decoded on the way: no client headers of
+its own, bodies passed on as the backend compressed them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
 
 from reprise._gateway.errors import GatewayError, bad_gateway, gateway_timeout
 
@@ -42,10 +49,16 @@ GATEWAY_HEADERS = frozenset({b"x-reprise-trace", b"cache-control"})
 _CONNECT_TIMEOUT = 10.0
 
 
-def new_client() -> httpx.AsyncClient:
-    """The one upstream pool of a gateway; per-backend timeouts are set per request."""
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-    return httpx.AsyncClient(limits=limits, timeout=None, follow_redirects=False)
+def new_client() -> aiohttp.ClientSession:
+    """The one upstream pool of a gateway (call it on the event loop); timeouts are per request."""
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, keepalive_timeout=30)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
 
 
 def upstream_url(base: str, suffix: str, query: bytes = b"") -> str:
@@ -95,16 +108,44 @@ def upstream_headers(
     return out
 
 
-def response_headers(headers: httpx.Headers, *, keep_length: bool) -> Headers:
+def response_headers(headers: Iterable[tuple[bytes, bytes]], *, keep_length: bool) -> Headers:
     """The backend's response headers to pass to the client."""
     drop = HOP_BY_HOP if not keep_length else HOP_BY_HOP - {b"content-length"}
-    return [(k, v) for k, v in headers.raw if k.lower() not in drop]
+    return [(k, v) for k, v in headers if k.lower() not in drop]
+
+
+class UpstreamResponse:
+    """A backend's answer with its body unread; failures while reading are `GatewayError`s."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status_code = response.status
+        self.headers = response.raw_headers
+        self.content_type = response.headers.get("content-type", "")
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, as the backend encoded it."""
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise stream_error(exc) from exc
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise stream_error(exc) from exc
+
+    async def aclose(self) -> None:
+        # Back to the pool if the body was read to its end; closed otherwise.
+        self._response.release()
 
 
 class Upstream:
     """Sends requests to backends over one pool, mapping transport failures to 502 / 504."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: aiohttp.ClientSession) -> None:
         self.client = client
 
     async def send(
@@ -115,29 +156,35 @@ class Upstream:
         content: bytes | AsyncIterable[bytes],
         *,
         seconds: float,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         """Send; return the response with its body unread. `seconds` bounds each wait."""
-        request = self.client.build_request(
-            method,
-            url,
-            headers=headers,
-            content=content,
-            timeout=httpx.Timeout(seconds, connect=min(seconds, _CONNECT_TIMEOUT)),
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(seconds, _CONNECT_TIMEOUT), sock_read=seconds
         )
+        fields = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers)
         try:
-            return await self.client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
+            response = await self.client.request(
+                method,
+                url,
+                headers=fields,
+                data=content if content != b"" else None,  # no body, no Content-Length: 0
+                timeout=timeout,
+                allow_redirects=False,
+                compress=None,
+            )
+        except TimeoutError as exc:
             raise gateway_timeout(f"the backend did not answer in time ({_kind(exc)})") from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise bad_gateway(f"cannot reach the backend: {_kind(exc)}") from exc
+        return UpstreamResponse(response)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.client.close()
 
 
-def stream_error(exc: httpx.HTTPError) -> GatewayError:
+def stream_error(exc: Exception) -> GatewayError:
     """The error for a backend failure while reading its body."""
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         return gateway_timeout(f"the backend stopped answering ({_kind(exc)})")
     return bad_gateway(f"the backend broke off its answer ({_kind(exc)})")
 

@@ -83,6 +83,20 @@ async def test_other_paths_are_proxied_unchanged(gateway_client: httpx.AsyncClie
     assert len(embeddings.json()["data"][0]["embedding"]) == 384
 
 
+async def test_proxying_adds_and_decodes_nothing(
+    gateway_client: httpx.AsyncClient, fake_upstream: FakeUpstreamServer
+) -> None:
+    raw = await gateway_client.get(
+        "/chat/v1/gzipped", headers={**KEY, "accept-encoding": "gzip", "user-agent": "sdk/1.0"}
+    )
+    assert raw.headers["content-encoding"] == "gzip"  # passed on compressed...
+    assert raw.json() == {"object": "gzipped"}  # ...and the client decodes it
+    seen = fake_upstream.last_headers()
+    assert seen["user-agent"] == "sdk/1.0"  # the client's, not the gateway's HTTP library's
+    assert seen["accept-encoding"] == "gzip"
+    assert "content-length" not in seen  # a GET without a body gets no Content-Length: 0
+
+
 async def test_an_api_without_cache_policies_has_no_cache_header(
     gateway_client: httpx.AsyncClient,
 ) -> None:
