@@ -58,6 +58,7 @@ def new_client() -> aiohttp.ClientSession:
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=True,  # HTTPS_PROXY / NO_PROXY reach the backends, as they did with httpx
     )
 
 
