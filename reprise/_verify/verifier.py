@@ -121,26 +121,35 @@ class LearnedVerifier:
         variant, cutoff = self._variant(words is not None)
         reasons = []
         for i, match in enumerate(within):
-            reason = self._reject(prompt, match)
-            if reason is None and same_words(prompt, match.entry.prompt):
-                return Decision(
-                    match, f"distance {match.distance:.4f}, same words (case, punctuation)"
-                )
-            if reason is None:
-                pair = (words[0], words[i + 1]) if words is not None else None
-                x = features(prompt, match.entry.prompt, match.distance, *(pair or (None, None)))
-                if reworded(x):
-                    return Decision(match, f"distance {match.distance:.4f}, same content words")
-                score = self._score(variant, x, pair)
-                if score >= cutoff:
-                    return Decision(
-                        match,
-                        f"distance {match.distance:.4f}, {variant} score {score:.2f} >= "
-                        f"{cutoff:.2f} (target precision {self.target_precision})",
-                    )
-                reason = f"{variant} score {score:.2f} < {cutoff:.2f}"
+            pair = (words[0], words[i + 1]) if words is not None else None
+            served, reason = self._judge(prompt, match, pair, variant, cutoff)
+            if served:
+                return Decision(match, f"distance {match.distance:.4f}, {reason}")
             reasons.append(f"{match.distance:.4f} rejected: {reason}")
         return Decision(None, "; ".join(reasons))
+
+    def _judge(
+        self,
+        prompt: str,
+        match: Match,
+        pair: tuple[Words, Words] | None,
+        variant: str,
+        cutoff: float,
+    ) -> tuple[bool, str]:
+        """Whether to serve this candidate, and why either way (the trace shows it)."""
+        reason = self._reject(prompt, match)
+        if reason is not None:
+            return False, reason
+        if same_words(prompt, match.entry.prompt):
+            return True, "same words (case, punctuation)"
+        x = features(prompt, match.entry.prompt, match.distance, *(pair or (None, None)))
+        if reworded(x):
+            return True, "same content words"
+        score = self._score(variant, x, pair)
+        if score < cutoff:
+            return False, f"{variant} score {score:.2f} < {cutoff:.2f}"
+        target = self.target_precision
+        return True, f"{variant} score {score:.2f} >= {cutoff:.2f} (target precision {target})"
 
     def _variant(self, has_words: bool) -> tuple[str, float]:
         """Which learned score decides, and its cut-off at this target precision."""
