@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -95,6 +96,23 @@ async def test_proxying_adds_and_decodes_nothing(
     assert seen["user-agent"] == "sdk/1.0"  # the client's, not the gateway's HTTP library's
     assert seen["accept-encoding"] == "gzip"
     assert "content-length" not in seen  # a GET without a body gets no Content-Length: 0
+
+
+async def test_a_chunked_request_body_is_streamed_to_the_backend(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    async def body() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        yield b'{"model": "e", '
+        yield b'"input": "streamed upload"}'
+
+    response = await gateway_client.post(
+        "/chat/v1/embeddings",
+        content=body(),
+        headers={**KEY, "content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert response.json()["model"] == "e"  # the backend read the whole body
+    assert len(response.json()["data"][0]["embedding"]) == 384
 
 
 async def test_an_api_without_cache_policies_has_no_cache_header(
