@@ -409,7 +409,6 @@ def _check_runtime(
     """The numpy forward pass the cache runs must agree with torch's before weights ship."""
     import verifier_head as vh
 
-    from reprise._verify.align import Words
     from reprise._verify.head import InteractionHead
 
     arrays = {k: np.stack([vh.weights(h)[k] for h in heads]) for k in vh.weights(heads[0])}
@@ -418,9 +417,7 @@ def _check_runtime(
     rows = np.arange(0, len(a), max(1, len(a) // 50))
     want = sum(vh.predict(h, *_rows(a, b, xs, rows)) for h in heads) / len(heads)
     for row, expected in zip(rows, want, strict=True):
-        wa = Words(("",) * len(a[row][0]), a[row][0], tuple(bool(c) for c in a[row][1]))
-        wb = Words(("",) * len(b[row][0]), b[row][0], tuple(bool(c) for c in b[row][1]))
-        got = runtime.logit(wa, wb, x[row])
+        got = runtime.logit(_words(a[row]), _words(b[row]), x[row])
         if abs(got - expected) > 1e-3:
             raise SystemExit(f"numpy head disagrees with torch: {got} vs {expected}")
 
@@ -433,17 +430,19 @@ def shipped_scores(
     from reprise._verify.model import Combiner
 
     head = models["head"]
+    blend = (COMBINER_WEIGHT, Combiner.from_dict(models["align"]))
     runtime = InteractionHead.from_arrays(
-        arrays, np.asarray(head["mean"]), np.asarray(head["scale"]), {0.9: 0.0}
+        arrays, np.asarray(head["mean"]), np.asarray(head["scale"]), {0.9: 0.0}, blend
     )
-    combiner = Combiner.from_dict(models["align"])
     a, b = word_items(pairs, table)
-    out = []
-    for (va, ca), (vb, cb), row in zip(a, b, x, strict=True):
-        wa = Words(("",) * len(va), va, tuple(bool(c) for c in ca))
-        wb = Words(("",) * len(vb), vb, tuple(bool(c) for c in cb))
-        out.append(runtime.logit(wb, wa, row) + COMBINER_WEIGHT * combiner.logit(row))
+    out = [runtime.score(_words(ib), _words(ia), row) for ia, ib, row in zip(a, b, x, strict=True)]
     return masked(x, np.asarray(out))
+
+
+def _words(item: tuple[np.ndarray, np.ndarray]) -> Words:
+    """A `word_items` entry as the runtime head reads it (the words themselves unused)."""
+    vectors, content = item
+    return Words(("",) * len(vectors), vectors, tuple(bool(c) for c in content))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

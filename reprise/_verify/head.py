@@ -15,7 +15,6 @@ checks this forward pass against torch's before writing).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -23,7 +22,7 @@ from importlib import resources
 import numpy as np
 
 from reprise._verify.align import Words
-from reprise._verify.model import interpolate_cutoff
+from reprise._verify.model import Combiner, interpolate_cutoff, load_models
 
 # Words read per prompt; the training used the same limit.
 MAX_WORDS = 32
@@ -45,9 +44,10 @@ class InteractionHead:
     """The mean logit of the seeded heads; `cutoffs` maps target precision -> logit.
 
     `mean` and `scale` standardise the combiner's features (`model.FEATURES`)
-    as in training. The verifier adds `combiner_weight` times the logistic
-    combiner's logit to this one (the cut-offs are for that sum): the two rank
-    differently enough that the blend beats either alone out of fold.
+    as in training. `score()`, what the verifier compares with the cut-offs, adds
+    `combiner_weight` times `combiner`'s logit to the heads' (the cut-offs are
+    for that sum): the two rank differently enough that the blend beats either
+    alone out of fold.
     """
 
     def __init__(
@@ -56,13 +56,13 @@ class InteractionHead:
         mean: np.ndarray,
         scale: np.ndarray,
         cutoffs: Mapping[float, float],
-        combiner_weight: float = 0.0,
+        blend: tuple[float, Combiner] | None = None,
     ) -> None:
         self.heads = tuple(heads)
         self.mean = np.asarray(mean, dtype=np.float32)
         self.scale = np.asarray(scale, dtype=np.float32)
         self.cutoffs = dict(cutoffs)
-        self.combiner_weight = combiner_weight
+        self.blend = blend
 
     @classmethod
     def from_arrays(
@@ -71,7 +71,7 @@ class InteractionHead:
         mean: np.ndarray,
         scale: np.ndarray,
         cutoffs: Mapping[float, float],
-        combiner_weight: float = 0.0,
+        blend: tuple[float, Combiner] | None = None,
     ) -> InteractionHead:
         """`arrays` holds each name of `_ARRAYS` stacked over seeds (first axis)."""
 
@@ -93,7 +93,7 @@ class InteractionHead:
             )
 
         heads = [seed(i) for i in range(len(arrays["tau"]))]
-        return cls(heads, mean, scale, cutoffs, combiner_weight)
+        return cls(heads, mean, scale, cutoffs, blend)
 
     def logit(self, a: Words, b: Words, features: Sequence[float]) -> float:
         """Higher = more likely the same request; symmetric in `a` and `b`."""
@@ -107,6 +107,11 @@ class InteractionHead:
             mid = np.maximum(z @ w.mid_w + w.mid_b, 0.0)
             total += float(mid @ w.out_w) + w.out_b
         return total / len(self.heads)
+
+    def score(self, a: Words, b: Words, features: Sequence[float]) -> float:
+        """The heads' logit blended with the combiner's: what the cut-offs are for."""
+        blended = 0.0 if self.blend is None else self.blend[0] * self.blend[1].logit(features)
+        return self.logit(a, b, features) + blended
 
     def cutoff(self, target_precision: float) -> float:
         return interpolate_cutoff(self.cutoffs, target_precision)
@@ -136,20 +141,15 @@ def _side(w: _Weights, va: np.ndarray, ca: np.ndarray, vb: np.ndarray) -> np.nda
     return np.concatenate([h.max(axis=0), h.mean(axis=0)])
 
 
-def load_head(name: str = "verifier_head.npz") -> InteractionHead | None:
-    """The committed head with its cut-offs, or None if this build has none."""
-    data = resources.files("reprise").joinpath("_data")
-    meta = json.loads(data.joinpath("verifier.json").read_text(encoding="utf-8"))
-    model = meta["models"].get("head")
-    if model is None or not data.joinpath(name).is_file():
+def load_head(combiner: Combiner, name: str = "verifier_head.npz") -> InteractionHead | None:
+    """The committed head, blended with `combiner` (the "align" one), or None if none ships."""
+    model = load_models().get("head")
+    data = resources.files("reprise").joinpath("_data", name)
+    if model is None or not data.is_file():
         return None
-    with data.joinpath(name).open("rb") as f, np.load(f) as npz:
+    with data.open("rb") as f, np.load(f) as npz:
         arrays = {k: npz[k] for k in _ARRAYS}
     cutoffs = {float(k): float(v) for k, v in model["cutoffs"].items()}
-    return InteractionHead.from_arrays(
-        arrays,
-        np.asarray(model["mean"]),
-        np.asarray(model["scale"]),
-        cutoffs,
-        float(model.get("combiner_weight", 0.0)),
-    )
+    mean, scale = np.asarray(model["mean"]), np.asarray(model["scale"])
+    blend = (float(model.get("combiner_weight", 0.0)), combiner)
+    return InteractionHead.from_arrays(arrays, mean, scale, cutoffs, blend)

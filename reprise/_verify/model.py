@@ -168,9 +168,14 @@ def interpolate_cutoff(cutoffs: Mapping[float, float], target: float) -> float:
     return cs[-1] + slope * (target - ps[-1])
 
 
+def load_models(name: str = "verifier.json") -> dict[str, Any]:
+    """The committed models' parameters by name, as `scripts/train_verifier.py` wrote them."""
+    text = resources.files("reprise").joinpath("_data", name).read_text(encoding="utf-8")
+    models: dict[str, Any] = json.loads(text)["models"]
+    return models
+
+
 def load_combiners(name: str = "verifier.json") -> dict[str, Combiner]:
     """The committed combiners by variant: "align" (with token alignment) and "lexical"."""
-    text = resources.files("reprise").joinpath("_data", name).read_text(encoding="utf-8")
-    data = json.loads(text)
     # The same file holds the interaction head's cut-offs (`head.py`), not a combiner.
-    return {variant: Combiner.from_dict(m) for variant, m in data["models"].items() if "coef" in m}
+    return {v: Combiner.from_dict(m) for v, m in load_models(name).items() if "coef" in m}

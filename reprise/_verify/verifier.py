@@ -40,7 +40,7 @@ def _combiners() -> dict[str, Combiner]:
 
 @cache
 def _head() -> InteractionHead | None:
-    return load_head()
+    return load_head(_combiners()["align"])
 
 
 class RuleVerifier:
@@ -85,9 +85,7 @@ class LearnedVerifier:
         if not 0.0 < target_precision < 1.0:
             raise ValueError(f"target_precision must be in (0, 1), got {target_precision}")
         self.target_precision = target_precision
-        # Load the committed weights now, not on the first lookup (~10 ms once).
-        _combiners()
-        _head()
+        _head()  # loads the committed weights now, not on the first lookup (~10 ms once)
         self.rules = rules
         self.alignment = alignment
         self.head = head
@@ -162,8 +160,7 @@ class LearnedVerifier:
     def _score(self, variant: str, x: tuple[float, ...], pair: tuple[Words, Words] | None) -> float:
         head = _head()
         if variant == "head" and head is not None and pair is not None:
-            blend = head.combiner_weight * _combiners()["align"].logit(x)
-            return head.logit(pair[0], pair[1], x) + blend
+            return head.score(pair[0], pair[1], x)
         return _combiners()[variant].logit(x)
 
     def _reject(self, prompt: str, match: Match) -> str | None:

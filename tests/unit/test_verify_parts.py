@@ -61,8 +61,10 @@ def test_the_committed_combiners_load_and_rank_sensibly() -> None:
 
 
 def test_the_committed_head_is_symmetric_and_ranks_sensibly() -> None:
-    head = load_head()
+    combiner = load_combiners()["align"]
+    head = load_head(combiner)
     assert head is not None
+    assert head.blend is not None
     rng = np.random.default_rng(0)
     dims = head.heads[0].tok_w.shape[0] // 2 - 1
 
@@ -73,6 +75,10 @@ def test_the_committed_head_is_symmetric_and_ranks_sensibly() -> None:
     a, b = words(6), words(4)
     x = features("How do I bake bread?", "How can I bake bread?", 0.02, a, b)
     assert head.logit(a, b, x) == pytest.approx(head.logit(b, a, x), abs=1e-4)
+    weight = head.blend[0]
+    assert weight > 0
+    blended = head.logit(a, b, x) + weight * combiner.logit(x)
+    assert head.score(a, b, x) == pytest.approx(blended)
     # the same words on both sides and a tiny distance beat unrelated words far apart
     near = head.logit(a, a, features("How do I bake bread?", "How can I bake bread?", 0.02, a, a))
     far = head.logit(a, b, features("How do I bake bread?", "How do I grow wheat?", 0.19, a, b))
