@@ -25,8 +25,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,10 +33,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from reprise.testing import FakeUpstreamServer, GatewayServer
 
-from tests.gateway_fixtures import free_port, start_fake_upstream, stop, wait_until_up  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SUBJECTS = [
     "France", "Japan", "Brazil", "Canada", "Kenya", "Norway", "Peru", "Vietnam", "Egypt",
@@ -316,23 +313,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "gateway.md"))
     args = parser.parse_args()
     info = machine()
-    upstream_process, upstream = start_fake_upstream()
     with tempfile.TemporaryDirectory(prefix="reprise-bench-") as tmp:
-        config = Path(tmp) / "gateway.yaml"
-        config.write_text(config_yaml(upstream, str(Path(tmp) / "data"), args.threads))
-        log = Path(tmp) / "gateway.log"
-        port = free_port()
-        command = [sys.executable, "-m", "reprise", "serve", "--config", str(config)]
-        command += ["--port", str(port), "--http", args.http, "--loop", args.loop]
-        with open(log, "wb") as out:
-            gateway_process = subprocess.Popen(command, stdout=out, stderr=out, cwd=tmp)
-        gateway = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(f"{gateway}/healthz", gateway_process)
-            rows = asyncio.run(measure(args, upstream, gateway, log))
-        finally:
-            stop(gateway_process)
-            stop(upstream_process)
+        work = Path(tmp)
+        config = work / "gateway.yaml"
+        upstream = FakeUpstreamServer(work)
+        config.write_text(config_yaml(upstream.url, str(work / "data"), args.threads))
+        http = ["--http", args.http, "--loop", args.loop]
+        gateway = GatewayServer(config, work, args=http, cwd=work)
+        with upstream, gateway:
+            rows = asyncio.run(measure(args, upstream.url, gateway.url, gateway.log_path))
     report = "\n".join(
         [
             "# Gateway latency and throughput",

@@ -31,8 +31,6 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.redis_server
-
 from reprise._bench.data import qqp_texts_and_duplicates, shared_data_dir
 from reprise._bench.vectors import fingerprint
 from reprise._embedders.local import LocalEmbedder  # before usearch (see reprise._stores._index)
@@ -40,7 +38,7 @@ from reprise._protocols import Entry, VectorStore
 from reprise._request import prompt_key
 from reprise._stores.embedded import EmbeddedStore
 from reprise._stores.redis import RedisStore
-from tests.redis_server import ValkeyServer
+from reprise.testing import ValkeyServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = shared_data_dir()

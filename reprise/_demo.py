@@ -1,7 +1,8 @@
 """`reprise demo`: the gateway in front of a SIMULATED LLM, driven by the openai SDK.
 
-Everything runs in this process: a simulated chat-completions backend (canned
-answers after `--latency` seconds, so nothing is billed and no key is needed),
+Everything runs in this process: a simulated chat-completions backend (the
+fake upstream of `reprise.testing` with canned answers after `--latency`
+seconds, so nothing is billed and no key is needed),
 the gateway on the embedded default (the local model, a data directory), and
 the official `openai` client calling the gateway. The workload mixes repeats,
 paraphrases, which should hit, and near misses that only differ in a number,
@@ -12,22 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import re
-import socket
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-SIMULATED_MODEL = "simulated-llm"
 THRESHOLD = 0.15  # APIM's example; the default verifier rejects near misses inside it
-
-Scope = MutableMapping[str, Any]
-ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 # (expected outcome, prompt). "HIT" and "MISS" are what a correct cache does.
 WORKLOAD: list[tuple[str, str]] = [
@@ -72,7 +65,8 @@ _ANSWERS: list[tuple[str, str]] = [
 ]
 
 
-def simulated_answer(prompt: str) -> str:
+def simulated_answer(prompt: str, call: int = 1) -> str:
+    """A canned answer (the same on every call), for the fake upstream's `answer=`."""
     product = re.search(r"(\d+)\s*(?:times|x|\*|multiplied by)\s*(\d+)", prompt, re.I)
     if product:
         a, b = int(product.group(1)), int(product.group(2))
@@ -81,65 +75,6 @@ def simulated_answer(prompt: str) -> str:
         if re.search(pattern, prompt, re.I):
             return answer
     return f"(simulated answer to: {prompt})"
-
-
-class SimulatedLLM:
-    """A chat-completions endpoint that answers from a table after `latency` seconds."""
-
-    def __init__(self, latency: float) -> None:
-        self.latency = latency
-        self.calls = 0
-
-    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        request = json.loads(body or b"{}")
-        prompt = str((request.get("messages") or [{}])[-1].get("content", ""))
-        self.calls += 1
-        await asyncio.sleep(self.latency)
-        completion = _completion(simulated_answer(prompt), prompt)
-        if request.get("stream"):
-            await _send(send, 200, b"text/event-stream", _as_sse(completion))
-        else:
-            await _send(send, 200, b"application/json", json.dumps(completion).encode())
-
-
-def _completion(text: str, prompt: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": text}
-    usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}
-    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    return {
-        "id": f"chatcmpl-sim{time.time_ns()}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": SIMULATED_MODEL,
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": usage,
-    }
-
-
-def _as_sse(completion: dict[str, Any]) -> bytes:
-    from reprise._gateway.sse import replay
-
-    return replay("chat", completion, include_usage=False)
-
-
-async def _send(send: ASGISend, status: int, content_type: bytes, body: bytes) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config_yaml(llm_port: int, data_dir: str) -> str:
@@ -195,13 +130,15 @@ async def _main(latency: float, data_dir: str) -> int:
 
     from reprise._gateway.app import create_app
     from reprise._gateway.config import parse_config
+    from reprise.testing import FakeUpstream, free_port
 
     logging.getLogger("reprise").setLevel(logging.WARNING)
-    llm, llm_port, gw_port = SimulatedLLM(latency), _free_port(), _free_port()
+    llm = FakeUpstream(latency, answer=simulated_answer)
+    llm_port, gw_port = free_port(), free_port()
     print(f"Reprise demo: gateway -> SIMULATED LLM (canned answers after {latency:.1f} s).")
     print(f"Cache: embedded store in {data_dir}, local all-MiniLM-L6-v2, threshold {THRESHOLD}.")
     print("Starting (loading the embedding model)...\n")
-    llm_server, llm_task = await _serve(llm, llm_port)
+    llm_server, llm_task = await _serve(llm.app, llm_port)
     app = create_app(parse_config(_config_yaml(llm_port, data_dir)))
     gw_server, gw_task = await _serve(app, gw_port)
     client = openai.AsyncOpenAI(
@@ -225,7 +162,7 @@ async def _main(latency: float, data_dir: str) -> int:
         await client.close()
         gw_server.should_exit = llm_server.should_exit = True
         await asyncio.gather(gw_task, llm_task)
-    _summary(outcomes, latency, llm.calls)
+    _summary(outcomes, latency, llm.total_calls)
     return 0
 
 

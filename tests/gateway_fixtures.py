@@ -1,6 +1,6 @@
 """Fixtures that run the gateway and the fake upstream.
 
-- `fake_upstream`: the fake OpenAI backend (`tests/fake_upstream.py`) as its own
+- `fake_upstream`: the fake OpenAI backend (`reprise.testing.upstream`) as its own
   process on a free port, shared by the session.
 - `start_gateway(config_yaml)`: `reprise serve` as a subprocess on a free port,
   stopped at the end of the session.
@@ -13,13 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +24,7 @@ import pytest_asyncio
 from reprise._gateway.app import Gateway, create_app
 from reprise._gateway.config import parse_config
 from reprise._gateway.outbound import STORE_TASK
+from reprise.testing import FakeUpstreamServer, GatewayServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,84 +56,10 @@ async def settle() -> None:
             return
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up in {timeout} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@dataclass
-class FakeUpstreamServer:
-    url: str  # base URL, e.g. http://127.0.0.1:PORT
-
-    def stats(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/_control/stats").json()  # type: ignore[no-any-return]
-
-    def calls(self, prompt: str) -> int:
-        """How many times the backend was asked this (last user message)."""
-        return int(self.stats()["calls"].get(prompt, 0))
-
-    def last_headers(self) -> dict[str, str]:
-        return self.stats()["last_headers"]  # type: ignore[no-any-return]
-
-
-def start_fake_upstream(
-    latency: float = 0.0, log: Path | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the fake upstream; return the process and its URL once it answers."""
-    port = free_port()
-    command = [sys.executable, "-m", "tests.fake_upstream", "--port", str(port)]
-    command += ["--latency", str(latency)]
-    if log is None:
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-    else:
-        with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
-            process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(f"{url}/_control/stats", process)
-    return process, url
-
-
 @pytest.fixture(scope="session")
 def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstreamServer]:
-    log = tmp_path_factory.mktemp("fake-upstream") / "fake-upstream.log"
-    process, url = start_fake_upstream(log=log)
-    try:
-        yield FakeUpstreamServer(url)
-    finally:
-        stop(process)
-
-
-@dataclass
-class GatewayServer:
-    url: str
-    log: Path
-
-    def log_lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
+    with FakeUpstreamServer(tmp_path_factory.mktemp("fake-upstream")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -146,30 +67,21 @@ def start_gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[[str], GatewayServer]]:
     """Start `reprise serve` with a YAML config text; servers stop with the session."""
-    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[GatewayServer] = []
 
     def start(config_yaml: str) -> GatewayServer:
         directory = tmp_path_factory.mktemp("gateway")
         config = directory / "gateway.yaml"
         config.write_text(config_yaml)
-        log = directory / "gateway.log"
-        port = free_port()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, "-m", "reprise", "serve", "--config", str(config)]
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [*command, "--port", str(port)], cwd=directory, stdout=out, stderr=out, env=env
-            )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{url}/healthz", process)
-        return GatewayServer(url, log)
+        server = GatewayServer(config, directory, cwd=directory)
+        servers.append(server)
+        return server.start(timeout=90)
 
     try:
         yield start
     finally:
-        for process in processes:
-            stop(process)
+        for server in servers:
+            server.stop()
 
 
 @contextlib.asynccontextmanager

@@ -32,8 +32,9 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from reprise._bench import report, servers
+from reprise._bench import report
 from reprise._bench.stats import percentiles
+from reprise.testing import FakeUpstreamServer, GatewayServer, ValkeyServer
 
 WORKLOADS = ("direct", "miss", "exact", "semantic")
 API = "bench"
@@ -106,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     store.add_argument(
         "--redis-managed",
         action="store_true",
-        help="start a Valkey with RediSearch (from the dev wheels) as the cache",
+        help="start a Valkey with RediSearch as the cache (needs the dev wheels: reprise[dev])",
     )
     parser.add_argument(
         "--gateway-url",
@@ -124,17 +125,18 @@ def run(args: argparse.Namespace) -> int:
     levels = args.concurrency or [1, 8, 32]
     with tempfile.TemporaryDirectory(prefix="reprise-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
-        upstream = stack.enter_context(servers.upstream(work, args.latency))
+        upstream = stack.enter_context(FakeUpstreamServer(work, args.latency))
         store = "redis (given URL)" if args.redis else "embedded (SQLite + in-memory index)"
         if args.gateway_url:
             gateway_url, store = args.gateway_url.rstrip("/"), "external gateway"
         else:
             cache_url = args.redis or str(work / "data")
             if args.redis_managed:
-                cache_url = stack.enter_context(servers.Valkey(work)).redis_url
+                cache_url = stack.enter_context(ValkeyServer(log_dir=work)).url
                 store = "redis (managed Valkey + RediSearch)"
             config = write_config(work, upstream.url, cache_url, args.threshold)
-            gateway_url = stack.enter_context(servers.gateway(work, config)).url
+            gateway = GatewayServer(config, work, args=["--log-level", "warning"])
+            gateway_url = stack.enter_context(gateway).url
         result = asyncio.run(
             measure(
                 gateway_target(gateway_url),
@@ -293,8 +295,8 @@ async def measure(
 
 async def upstream_calls(client: httpx.AsyncClient, upstream_url: str) -> int:
     """Completions the fake upstream has served: a request that did not add one was a hit."""
-    response = await client.get(upstream_url + "/_stats")
-    return int(response.json()["chat"])
+    response = await client.get(upstream_url + "/_control/stats")
+    return int(response.json()["total"])
 
 
 async def _warm_up(client: httpx.AsyncClient, target: Target) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 
 from reprise._gateway import sse
-from tests.gateway_fixtures import FakeUpstreamServer, chat, post, settle
+from reprise.testing import FakeUpstreamServer
+from tests.gateway_fixtures import chat, post, settle
 
 
 async def test_exact_repeat_hits_without_calling_the_backend(

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from reprise.testing import FakeUpstreamServer
 from tests.gateway_fixtures import (
     KEY,
-    FakeUpstreamServer,
     app_config_yaml,
     app_from_yaml,
     chat,

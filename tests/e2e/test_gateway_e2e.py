@@ -16,11 +16,8 @@ import openai
 import pytest
 import pytest_asyncio
 
-from tests.gateway_fixtures import (
-    FakeUpstreamServer,
-    GatewayServer,
-    app_config_yaml,
-)
+from reprise.testing import FakeUpstreamServer, GatewayServer
+from tests.gateway_fixtures import app_config_yaml
 
 pytestmark = pytest.mark.e2e
 

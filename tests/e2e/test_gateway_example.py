@@ -10,7 +10,8 @@ import httpx
 import openai
 import pytest
 
-from tests.gateway_fixtures import ROOT, FakeUpstreamServer, GatewayServer
+from reprise.testing import FakeUpstreamServer, GatewayServer
+from tests.gateway_fixtures import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -6,21 +6,15 @@ by `reprise._embedders.serve`) that only starts after the gateway is up.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.gateway_fixtures import (
-    ROOT,
-    FakeUpstreamServer,
-    GatewayServer,
-    free_port,
-    stop,
-)
+from reprise.testing import FakeUpstreamServer, GatewayServer, Server, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -49,20 +43,18 @@ apis:
 
 
 @pytest.fixture
-def embeddings_later() -> Iterator[Callable[[int], None]]:
-    processes: list[subprocess.Popen[bytes]] = []
+def embeddings_later(tmp_path: Path) -> Iterator[Callable[[int], None]]:
+    servers: list[Server] = []
 
     def start(port: int) -> None:
         command = [sys.executable, "-m", "reprise._embedders.serve", "--port", str(port)]
-        processes.append(
-            subprocess.Popen(
-                command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-        )
+        server = Server("embeddings", command, port, tmp_path)
+        servers.append(server)
+        server.launch()  # not waited for: the gateway must notice it by itself
 
     yield start
-    for process in processes:
-        stop(process)
+    for server in servers:
+        server.stop()
 
 
 def test_caching_starts_once_the_embeddings_backend_answers(

@@ -19,8 +19,8 @@ import openai
 import pytest
 import redis.asyncio as aioredis
 
-from tests.gateway_fixtures import FakeUpstreamServer, GatewayServer, app_config_yaml
-from tests.redis_server import ValkeyServer
+from reprise.testing import FakeUpstreamServer, GatewayServer, ValkeyServer
+from tests.gateway_fixtures import app_config_yaml
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from reprise._stores.redis_ratelimit import RedisRateLimiter
-from tests.redis_server import free_port
+from reprise.testing import free_port
 
 
 @pytest.fixture

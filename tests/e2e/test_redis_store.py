@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from reprise._exceptions import IndexMismatch, StoreUnavailable
 from reprise._protocols import Entry, Vector
 from reprise._stores.redis import RedisStore
-from tests.redis_server import ValkeyServer, free_port
+from reprise.testing import ValkeyServer, free_port
 
 DIMS = 16
 

@@ -7,7 +7,6 @@ its vectors must be the ones the local embedder makes in this process.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,7 +18,7 @@ from reprise._embedders.export import export
 from reprise._embedders.local import LocalEmbedder, ModelSpec
 from reprise._embedders.remote import RemoteEmbedder
 from reprise._exceptions import EmbedderError
-from tests.gateway_fixtures import ROOT, free_port, stop, wait_until_up
+from reprise.testing import Server, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -27,20 +26,14 @@ TEXTS = ["How do I reset my password?", "", "Héllo wörld 🙂", "word " * 400]
 
 
 @pytest.fixture(scope="module")
-def embeddings_url() -> Iterator[str]:
+def embeddings_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     export(ModelSpec.load())  # a no-op once scripts/setup has exported the model
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reprise", "model", "serve", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/health", process)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(process)
+    command = [sys.executable, "-m", "reprise", "model", "serve", "--port", str(port)]
+    server = Server("model-serve", command, port, tmp_path_factory.mktemp("model-serve"))
+    server.health_path = "/health"
+    with server:
+        yield f"{server.url}/v1"
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,17 @@
-"""A fake OpenAI / Azure OpenAI backend, run as its own process by the tests and benchmarks.
+"""The fake OpenAI / Azure OpenAI backend of the tests, the benchmarks and the demo.
 
-    python -m tests.fake_upstream --port 9000 [--latency 0.0]
+    python -m reprise.testing --port 9000 [--latency 0.0] [--embeddings local]
 
+Run as its own process (`FakeUpstreamServer`), so that it never competes with
+what it measures, or in-process as an ASGI app (`FakeUpstream(...).app`, the demo).
 Answers are derived from the prompt, so a test knows what a fresh answer looks
-like and whether it came from the backend: the content names the last user
-message and how many times the backend has been asked it (`call 1`,
-`call 2`, ...). Markers in the last user message make it misbehave:
+like and whether it came from the backend: by default the content names the last
+user message and how many times the backend has been asked it
+(`Answer to 'prompt' (call 1).`); `answer=` replaces that text. Markers in the
+last user message make it misbehave:
 
     [status:500]   answer with that HTTP status and an OpenAI-shaped error
+    [fail-first:500]  the first call of this prompt answers that status, later ones succeed
     [cut]          stream two chunks, then drop the connection (no [DONE])
     [truncate]     stream two chunks, then end the body cleanly without [DONE]
     [sleep:0.5]    wait that many seconds before answering
@@ -16,21 +20,25 @@ message and how many times the backend has been asked it (`call 1`,
 
 Any path ending in /chat/completions, /completions, /responses, /embeddings or
 /models is served (OpenAI's /v1/... and Azure's /openai/deployments/{d}/...).
-`GET /_control/stats` reports the calls per prompt and the headers of the last
-request; `POST /_control/reset` forgets them.
+Embeddings are random unit vectors seeded by the text, or the given embedder's
+(`--embeddings local`: the local model, for peers that need an embeddings endpoint).
+`GET /_control/stats` reports the completions served (`total`), the calls per
+prompt, the embeddings requests and the headers of the last request;
+`POST /_control/reset` forgets them. `GET /healthz` answers once it listens.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import json
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -40,30 +48,66 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-_MARK = re.compile(r"\[(status|sleep):([0-9.]+)\]")
+from reprise._protocols import Embedder
+
+_MARK = re.compile(r"\[(status|sleep|fail-first):([0-9.]+)\]")
+# Enough for a benchmark's burst of connections: the kernel drops SYNs past it.
+BACKLOG = 2048
+
+
+def default_answer(prompt: str, call: int) -> str:
+    """The text of a fresh answer: the prompt and how often the backend was asked it."""
+    return f"Answer to {prompt!r} (call {call})."
 
 
 class FakeUpstream:
-    def __init__(self, latency: float = 0.0, chunk_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        latency: float = 0.0,
+        chunk_delay: float = 0.0,
+        *,
+        answer: Callable[[str, int], str] = default_answer,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.latency = latency
         self.chunk_delay = chunk_delay
+        self.answer = answer
+        self.embedder = embedder
         self.calls: Counter[str] = Counter()
+        self.embedding_calls = 0
         self.last_headers: dict[str, str] = {}
         self.release = asyncio.Event()
         self.app = Starlette(
             routes=[
+                Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/_control/stats", self.stats, methods=["GET"]),
                 Route("/_control/reset", self.reset, methods=["POST"]),
                 Route("/_control/release", self.release_held, methods=["POST"]),
                 Route("/{path:path}", self.serve, methods=["GET", "POST"]),
-            ]
+            ],
+            lifespan=self._lifespan,
         )
+
+    @property
+    def total_calls(self) -> int:
+        """Completions asked for (chat, legacy and Responses), whatever their outcome."""
+        return sum(self.calls.values())
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        if self.embedder is not None:
+            await self.embedder.aclose()
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(
             {
-                "total": sum(self.calls.values()),
+                "total": self.total_calls,
                 "calls": dict(self.calls),
+                "embeddings": self.embedding_calls,
                 "last_headers": self.last_headers,
             }
         )
@@ -74,6 +118,7 @@ class FakeUpstream:
 
     async def reset(self, request: Request) -> Response:
         self.calls.clear()
+        self.embedding_calls = 0
         return JSONResponse({"ok": True})
 
     async def serve(self, request: Request) -> Response:
@@ -90,7 +135,8 @@ class FakeUpstream:
         body = json.loads(await request.body() or b"{}")
         model = _deployment(path) or body.get("model", "fake-model")
         if path.endswith("/embeddings"):
-            return JSONResponse(_embeddings(body, model))
+            self.embedding_calls += 1
+            return JSONResponse(await self._embeddings(body, model))
         endpoint = _endpoint(path)
         if endpoint is None:
             return _error(404, f"fake upstream: no route {path}")
@@ -100,7 +146,9 @@ class FakeUpstream:
         await asyncio.sleep(self.latency + float(marks.get("sleep", 0)))
         if "status" in marks:
             return _error(int(marks["status"]), "fake upstream failure on purpose")
-        text = f"Answer to {prompt!r} (call {self.calls[prompt]})."
+        if "fail-first" in marks and self.calls[prompt] == 1:
+            return _error(int(marks["fail-first"]), "fake upstream fails the first call")
+        text = self.answer(prompt, self.calls[prompt])
         tool = "[tool]" in prompt
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -125,6 +173,19 @@ class FakeUpstream:
             yield chunk
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
+
+    async def _embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        texts = body.get("input", [])
+        texts = [str(t) for t in ([texts] if isinstance(texts, str) else texts)]
+        if self.embedder is not None:
+            vectors = [v.tolist() for v in await self.embedder.embed(texts)]
+        else:
+            vectors = [_seeded_vector(text) for text in texts]
+        data = [
+            {"object": "embedding", "index": i, "embedding": vector}
+            for i, vector in enumerate(vectors)
+        ]
+        return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 1}}
 
 
 def _endpoint(path: str) -> str | None:
@@ -258,16 +319,11 @@ def _chunks(endpoint: str, payload: dict[str, Any], include_usage: bool) -> list
     return out
 
 
-def _embeddings(body: dict[str, Any], model: str) -> dict[str, Any]:
-    texts = body.get("input", [])
-    texts = [texts] if isinstance(texts, str) else texts
-    data = []
-    for i, text in enumerate(texts):
-        seed = int.from_bytes(hashlib.sha256(str(text).encode()).digest()[:8], "little")
-        vector = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
-        vector /= np.linalg.norm(vector)
-        data.append({"object": "embedding", "index": i, "embedding": vector.tolist()})
-    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 1}}
+def _seeded_vector(text: str) -> list[float]:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    vector = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    return [float(x) for x in vector]
 
 
 def _error(status: int, message: str) -> Response:
@@ -281,10 +337,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between chunks")
+    parser.add_argument("--embeddings", default=None, help="serve /embeddings with this embedder")
     args = parser.parse_args()
-    app = FakeUpstream(args.latency, args.chunk_delay).app
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    embedder = None
+    if args.embeddings:
+        from reprise._backends import make_embedder
 
-
-if __name__ == "__main__":
-    main()
+        embedder = make_embedder(args.embeddings)
+    app = FakeUpstream(args.latency, args.chunk_delay, embedder=embedder).app
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        backlog=BACKLOG,
+    )
