@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from reprise._bench.data import qqp_texts_and_duplicates, shared_data_dir  # noqa: E402
 from reprise._cache import SemanticCache, ThresholdVerifier  # noqa: E402
 from reprise._embedders.local import LocalEmbedder  # noqa: E402
+from reprise._protocols import KEY_LAYOUT  # noqa: E402
 from reprise._request import prompt_key  # noqa: E402
 from reprise._stores._index import ExactIndex, HNSWIndex, HNSWParams  # noqa: E402
 from reprise._stores._sqlite import Database  # noqa: E402
@@ -136,6 +137,7 @@ def build_dir(path: Path, texts: list[str], vectors: np.ndarray) -> float:
     t0 = time.perf_counter()
     db = Database(str(path))
     db.open(DIMS)
+    db.migrate(KEY_LAYOUT)
     now = time.time()
     response = "A cached answer of typical length. " * 8
     for start in range(0, len(texts), 50_000):
@@ -150,6 +152,7 @@ def build_dir(path: Path, texts: list[str], vectors: np.ndarray) -> float:
                 now,
                 None,
                 "{}",
+                "",
             )
             for i in range(start, min(start + 50_000, len(texts)))
         )
@@ -211,7 +214,7 @@ def rss_gb() -> float:
 
 
 def index_kind(store: EmbeddedStore) -> str:
-    if not store._partitions[""].is_ann:
+    if not store._partitions[("", "")].is_ann:
         return "exact"
     p = store.params
     default = p.expansion_add == HNSWParams().expansion_add
@@ -296,7 +299,7 @@ async def measure_recall(
             vectors[i] = 0.0  # at distance 1 from everything: out of every top 10
         seen.add(text)
     _, true_d = truth(vectors, queries, 10)
-    index = store._partitions[""]
+    index = store._partitions[("", "")]
     efs = (32, 64, 128, 192, 256) if ef_sweep and index.is_ann else (None,)
     for ef in efs:
         if ef is not None:

@@ -17,6 +17,7 @@ from reprise._exceptions import (
     StoreError,
     StoreUnavailable,
 )
+from reprise._prompt import Prompt
 from reprise._protocols import Embedder, Entry, Match, VectorStore
 from reprise._stores.embedded import EmbeddedStore
 from reprise._verify.verifier import LearnedVerifier, RuleVerifier
@@ -38,6 +39,7 @@ __all__ = [
     "LocalEmbedder",
     "Lookup",
     "Match",
+    "Prompt",
     "RemoteEmbedder",
     "RepriseError",
     "RequestError",

@@ -1,10 +1,15 @@
 """The semantic cache: an exact tier, then a semantic tier checked by a verifier.
 
-    lookup(prompt, partition)
-      1. exact tier   store.get(prompt_key(partition, prompt))       no embedding
-      2. embed        embedder.embed([prompt])                         LRU-cached
-      3. candidates   store.search(vector, partition, k, loose)        nearest first
-      4. verify       verifier.decide(prompt, candidates, threshold)   grey zone only
+    lookup(prompt, partition)        prompt -> question + context (reprise._prompt)
+      1. exact tier   store.get(prompt.key(partition))                       no embedding
+      2. embed        embedder.embed([question])                             LRU-cached
+      3. candidates   store.search(vector, partition, k, loose, context)     nearest first
+      4. verify       verifier.decide(question, candidates, threshold)       grey zone only
+
+Only the question is embedded and judged; the context (earlier turns, system
+messages, a pasted document) must match exactly, since the store searches
+within it alone. A question that does not fit the embedder's window, or a
+request with no question at all, can hit only as an exact repeat.
 
 Errors of the embedder and the store surface as `CacheError`; callers that must
 stay available (the gateway) catch it and go to the backend.
@@ -12,6 +17,7 @@ stay available (the gateway) catch it and go to the backend.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,14 +25,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from reprise._backends import make_embedder, make_store
 from reprise._embedders.lru import LRUEmbedder
 from reprise._exceptions import EmbedderError
-from reprise._protocols import Embedder, Entry, Match, VectorStore
-from reprise._request import prompt_key
+from reprise._prompt import Prompt, entry_key
+from reprise._protocols import Embedder, Entry, Match, TextWindow, Vector, VectorStore
 from reprise._verify.feedback import tightened, within_limit
 
 Tier = Literal["exact", "semantic"]
+
+#: What the cache takes as a prompt: a string (one user turn), a list of chat
+#: messages (`{"role", "content", ...}` as in the chat completions API), or a
+#: `Prompt` already extracted from a request.
+PromptLike = str | Sequence[Mapping[str, Any]] | Prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +107,9 @@ class SemanticCache:
     outer edge of the grey zone, the verifier decides within it.
     `ThresholdVerifier()` serves the nearest candidate, plain similarity caching
     (use a stricter threshold with it, e.g. 0.05).
+    A prompt is a string or a list of chat messages: the last user turn is
+    matched by meaning, everything else exactly (`reprise._prompt`);
+    `ignore_system_messages` leaves system and developer messages out of it.
     """
 
     def __init__(
@@ -105,6 +121,7 @@ class SemanticCache:
         embedder: str | Embedder = "local",
         verifier: Verifier | None = None,
         candidates: int = 5,
+        ignore_system_messages: bool = False,
     ) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(
@@ -120,6 +137,11 @@ class SemanticCache:
         self.vector_store = make_store(store)
         self.verifier = verifier if verifier is not None else _default_verifier()
         self.candidates = candidates
+        self.ignore_system_messages = ignore_system_messages
+
+    def prompt(self, prompt: PromptLike) -> Prompt:
+        """The question and context this cache keys `prompt` by."""
+        return Prompt.of(prompt, ignore_system_messages=self.ignore_system_messages)
 
     @property
     def verifier(self) -> Verifier:
@@ -159,13 +181,13 @@ class SemanticCache:
     ) -> None:
         await self.aclose()
 
-    async def lookup(self, prompt: str, partition: str = "") -> Hit | None:
+    async def lookup(self, prompt: PromptLike, partition: str = "") -> Hit | None:
         """The cached answer for `prompt` in `partition`, or None."""
         return (await self.explain(prompt, partition)).hit
 
     async def explain(
         self,
-        prompt: str,
+        prompt: PromptLike,
         partition: str = "",
         *,
         threshold: float | None = None,
@@ -178,25 +200,33 @@ class SemanticCache:
         notion of precision (`ThresholdVerifier`) ignores the latter.
         """
         threshold = self.score_threshold if threshold is None else threshold
-        entry = await self.vector_store.get(prompt_key(partition, prompt))
+        request = self.prompt(prompt)
+        entry = await self.vector_store.get(request.key(partition))
         if entry is not None:
-            return Lookup(_hit(entry, 0.0, "exact"), "exact match", best_distance=0.0)
+            return Lookup(
+                _hit(entry, 0.0, "exact"), _parts(request, "exact match"), best_distance=0.0
+            )
+        exact_only = self._exact_only(request)
+        if exact_only:
+            return Lookup(None, _parts(request, f"no exact match ({exact_only}: exact only)"))
         if threshold <= 0.0:
-            return Lookup(None, "no exact match (threshold 0: exact only)")
+            return Lookup(None, _parts(request, "no exact match (threshold 0: exact only)"))
+        question = request.question
         t0 = time.perf_counter()
-        vector = (await self.embedder.embed([prompt]))[0]
+        vector = (await self.embedder.embed([question]))[0]
         t1 = time.perf_counter()
+        loose = self._loose(threshold)
         matches = await self.vector_store.search(
-            vector, partition, k=self.candidates, max_distance=self._loose(threshold)
+            vector, partition, k=self.candidates, max_distance=loose, context=request.context
         )
         matches = [
             m
             for m in matches
-            if not _rejected(m.entry, prompt) and within_limit(m.entry.meta, m.distance)
+            if not _rejected(m.entry, question) and within_limit(m.entry.meta, m.distance)
         ]
         t2 = time.perf_counter()
         verifier = _at_precision(self.verifier, target_precision)
-        decision = await verifier.decide(prompt, matches, threshold) if matches else None
+        decision = await verifier.decide(question, matches, threshold) if matches else None
         t3 = time.perf_counter()
         best = matches[0].distance if matches else None
         hit = (
@@ -204,9 +234,14 @@ class SemanticCache:
             if (decision and decision.match)
             else None
         )
+        none_near = (
+            "no candidate"
+            if not request.context
+            else f"no cached question within {loose:.2f} in this context"
+        )
         return Lookup(
             hit,
-            decision.reason if decision else "no candidate",
+            _parts(request, decision.reason if decision else none_near),
             best_distance=best,
             candidates=len(matches),
             embed_ms=(t1 - t0) * 1e3,
@@ -216,7 +251,7 @@ class SemanticCache:
 
     async def store(
         self,
-        prompt: str,
+        prompt: PromptLike,
         response: str,
         partition: str = "",
         *,
@@ -224,18 +259,26 @@ class SemanticCache:
         meta: Mapping[str, Any] | None = None,
     ) -> str:
         """Cache `response` for `prompt` in `partition`; return the entry id."""
-        vector = (await self.embedder.embed([prompt]))[0]
+        request = self.prompt(prompt)
+        entry_id = request.key(partition)
+        if self._exact_only(request):
+            # Found by its id alone: a placeholder vector in a context of its own,
+            # which no search ever names, so that no other request can reach it.
+            vector, context = self._placeholder(), f"exact-only:{entry_id}"
+        else:
+            vector, context = (await self.embedder.embed([request.question]))[0], request.context
         now = time.time()
         ttl = self.ttl if ttl is None else ttl
         entry = Entry(
-            id=prompt_key(partition, prompt),
+            id=entry_id,
             partition=partition,
-            prompt=prompt,
+            prompt=request.question,
             response=response,
             vector=vector,
             created_at=now,
             expires_at=None if ttl is None else now + ttl,
             meta=dict(meta or {}),
+            context=context,
         )
         await self.vector_store.upsert(entry)
         return entry.id
@@ -246,29 +289,44 @@ class SemanticCache:
     async def clear(self, partition: str | None = None) -> int:
         return await self.vector_store.clear(partition)
 
-    async def mark_wrong(self, entry_id: str, prompt: str) -> bool:
+    async def mark_wrong(self, entry_id: str, prompt: PromptLike) -> bool:
         """Record that the entry was a wrong answer to `prompt`: never serve it for that again.
 
-        The entry's own distance limit also tightens below this prompt's distance
-        (`reprise._verify.feedback`), so that near rewordings of it miss too.
+        `prompt` is the request served (or its question, the hit's `prompt`).
+        The entry's own distance limit also tightens below this question's
+        distance (`reprise._verify.feedback`), so that near rewordings miss too.
         """
         entry = await self.vector_store.get(entry_id)
         if entry is None:
             return False
-        if entry.prompt == prompt:  # wrong for its own prompt: wrong for everyone
+        question = self.prompt(prompt).question
+        if entry.prompt == question:  # wrong for its own question: wrong for everyone
             return await self.vector_store.delete(entry_id)
-        rejected = sorted({*entry.meta.get("rejected", ()), _text_key(prompt)})
+        rejected = sorted({*entry.meta.get("rejected", ()), _text_key(question)})
         meta = {**entry.meta, "rejected": rejected}
         if entry.vector is not None:  # learn the entry's own limit from the mark
-            vector = (await self.embedder.embed([prompt]))[0]
+            vector = (await self.embedder.embed([question]))[0]
             meta = tightened(meta, 1.0 - float(vector @ entry.vector))
-        await self.vector_store.upsert(_replace_meta(entry, meta))
+        await self.vector_store.upsert(dataclasses.replace(entry, meta=meta))
         return True
 
     def _loose(self, threshold: float) -> float:
         # Candidates come from a little beyond the threshold so the verifier can
         # see the neighbourhood; the threshold itself is still enforced there.
         return min(1.0, threshold * 1.5 + 0.02)
+
+    def _exact_only(self, request: Prompt) -> str:
+        """Why `request` may hit only as an exact repeat, or "" if it may hit by meaning."""
+        if request.exact_only:
+            return request.exact_only
+        if not fits(self.embedder, request.question):
+            return f"the question ({len(request.question)} chars) is longer than the model reads"
+        return ""
+
+    def _placeholder(self) -> Vector:
+        vector = np.zeros(self.embedder.dims, dtype=np.float32)
+        vector[0] = 1.0
+        return vector
 
 
 def _default_verifier() -> Verifier:
@@ -289,23 +347,33 @@ def _hit(entry: Entry, distance: float, tier: Tier) -> Hit:
     return Hit(entry.id, entry.prompt, entry.response, distance, tier, entry.meta)
 
 
+def fits(embedder: Embedder, text: str) -> bool:
+    """Whether `embedder` reads all of `text`: asks the first in its wrapper chain that knows.
+
+    Wrappers (the LRU, the verifier's token cache) keep what they wrap in
+    `inner`; an embedder that cannot tell (no `fits`) is trusted.
+    """
+    node: object = embedder
+    for _ in range(8):  # a chain of wrappers, never a cycle
+        if isinstance(node, TextWindow):
+            return node.fits(text)
+        node = getattr(node, "inner", None)
+        if node is None:
+            break
+    return True
+
+
+def _parts(request: Prompt, reason: str) -> str:
+    """The lookup's reason, saying how each part matched when there is a context."""
+    if not request.context:
+        return reason
+    return f"context: {request.describe_context()}; question: {reason}"
+
+
 def _text_key(prompt: str) -> str:
-    return prompt_key("", prompt)[:16]
+    return entry_key("", "", prompt)[:16]
 
 
 def _rejected(entry: Entry, prompt: str) -> bool:
     rejected = entry.meta.get("rejected")
     return isinstance(rejected, list) and _text_key(prompt) in rejected
-
-
-def _replace_meta(entry: Entry, meta: Mapping[str, Any]) -> Entry:
-    return Entry(
-        entry.id,
-        entry.partition,
-        entry.prompt,
-        entry.response,
-        entry.vector,
-        entry.created_at,
-        entry.expires_at,
-        meta,
-    )

@@ -17,15 +17,26 @@ import numpy.typing as npt
 Vector = npt.NDArray[np.float32]
 """One embedding (shape `(dims,)`) or a batch of them (shape `(n, dims)`)."""
 
+KEY_LAYOUT = 2
+"""How entry ids and contexts are derived from requests (`reprise._prompt`).
+
+Layout 1 keyed a whole request flattened into one text; layout 2 keys the
+question with an exact context digest. A store drops entries of another
+layout when it opens: their ids and vectors mean something else.
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A cached prompt and its response.
+    """A cached question and its response.
 
-    `id` is `prompt_key(partition, prompt)`: storing the same prompt in the
-    same partition again replaces the entry, and the exact tier is a key lookup.
-    `expires_at` is a Unix time; `None` keeps the entry until deleted.
-    `meta` holds small JSON-able facts (verifier feedback, the response's shape).
+    `prompt` is the question, the text that was embedded; `context` the digest
+    of everything else the answer depends on ("" for a lone question), which a
+    search must match exactly. `id` is `Prompt.key(partition)`: storing the same
+    question in the same context and partition again replaces the entry, and
+    the exact tier is a key lookup. `expires_at` is a Unix time; `None` keeps
+    the entry until deleted. `meta` holds small JSON-able facts (verifier
+    feedback, the response's shape).
     """
 
     id: str
@@ -36,6 +47,7 @@ class Entry:
     created_at: float = 0.0
     expires_at: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    context: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,19 @@ class Embedder(Protocol):
 
 
 @runtime_checkable
+class TextWindow(Protocol):
+    """An embedder that can tell whether a text fits its input window (optional).
+
+    The cache embeds a question only if it fits: a text past the window would
+    be silently truncated, and two texts that differ only past it would look
+    the same. An embedder without `fits` is trusted with the cache's
+    question-sized texts.
+    """
+
+    def fits(self, text: str) -> bool: ...
+
+
+@runtime_checkable
 class VectorStore(Protocol):
     """Keeps entries and finds the nearest ones within a partition.
 
@@ -69,7 +94,9 @@ class VectorStore(Protocol):
     """
 
     async def open(self, dims: int) -> None:
-        """Connect and create the index if missing; `IndexMismatch` if it disagrees."""
+        """Connect and create the index if missing; `IndexMismatch` if it disagrees.
+
+        Entries written in another `KEY_LAYOUT` are dropped here, with a log line."""
         ...
 
     async def aclose(self) -> None: ...
@@ -79,9 +106,10 @@ class VectorStore(Protocol):
         ...
 
     async def search(
-        self, vector: Vector, partition: str, *, k: int, max_distance: float
+        self, vector: Vector, partition: str, *, k: int, max_distance: float, context: str = ""
     ) -> list[Match]:
-        """Up to `k` live entries of `partition` within `max_distance`, nearest first."""
+        """Up to `k` live entries of `partition` and exactly `context` within
+        `max_distance`, nearest first."""
         ...
 
     async def upsert(self, entry: Entry) -> None:
@@ -93,5 +121,5 @@ class VectorStore(Protocol):
         ...
 
     async def clear(self, partition: str | None = None) -> int:
-        """Remove every entry of `partition`, or all entries; return how many."""
+        """Remove every entry of `partition` (all its contexts), or all; return how many."""
         ...

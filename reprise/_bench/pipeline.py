@@ -51,7 +51,7 @@ class SearchMemo:
 
     def __init__(self, inner: VectorStore) -> None:
         self.inner = inner
-        self._memo: dict[tuple[str, bytes, int], tuple[float, list[Match]]] = {}
+        self._memo: dict[tuple[str, str, bytes, int], tuple[float, list[Match]]] = {}
 
     def forget(self) -> None:
         self._memo.clear()
@@ -66,13 +66,15 @@ class SearchMemo:
         return await self.inner.get(entry_id)
 
     async def search(
-        self, vector: Vector, partition: str, *, k: int, max_distance: float
+        self, vector: Vector, partition: str, *, k: int, max_distance: float, context: str = ""
     ) -> list[Match]:
-        key = (partition, vector.tobytes(), k)
+        key = (partition, context, vector.tobytes(), k)
         remembered = self._memo.get(key)
         if remembered is not None and max_distance <= remembered[0]:
             return [m for m in remembered[1] if m.distance <= max_distance]
-        matches = await self.inner.search(vector, partition, k=k, max_distance=max_distance)
+        matches = await self.inner.search(
+            vector, partition, k=k, max_distance=max_distance, context=context
+        )
         self._memo[key] = (max_distance, matches)
         return matches
 

@@ -191,10 +191,29 @@ class LocalEmbedder:
         self._pending: list[_Job] = []
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
+        self._counter: Any = None  # a tokenizer of its own for `fits`, made on first use
 
     @property
     def dims(self) -> int:
         return self.spec.dims
+
+    def fits(self, text: str) -> bool:
+        """Whether `text` fits the model's window (`max_seq_length` word pieces, exactly).
+
+        A word piece covers at least one character, so a text shorter than the
+        window fits without being tokenized; a longer one is counted.
+        """
+        window = self.spec.max_seq_length
+        if len(text) + 2 <= window:  # [CLS] and [SEP] take two places
+            return True
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            self._counter = Tokenizer.from_file(str(self.spec.model_dir / "tokenizer.json"))
+            self._counter.no_padding()
+            self._counter.no_truncation()
+        text = text.lower() if self.spec.do_lower_case else text
+        return len(self._counter.encode(text, add_special_tokens=True).ids) <= window
 
     async def embed(self, texts: Sequence[str]) -> Vector:
         """Sentence vectors `(len(texts), dims)`, float32, L2-normalised."""

@@ -36,6 +36,8 @@ class RemoteEmbedder:
     transport errors, HTTP errors and malformed payloads raise `EmbedderError`.
     Inputs beyond `max_batch` texts are sent as several concurrent requests.
     Returned vectors are L2-normalised whatever the endpoint sends.
+    `max_input_tokens` is the model's input window (512 unless known larger:
+    OpenAI's text-embedding-3 models take 8191); see `fits`.
     """
 
     def __init__(
@@ -47,12 +49,14 @@ class RemoteEmbedder:
         dims: int | None = None,
         timeout: float = 10.0,
         max_batch: int = 256,
+        max_input_tokens: int = 512,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = embeddings_url(url)
         self.model = model
         self.timeout = timeout
         self.max_batch = max_batch
+        self.max_input_tokens = max_input_tokens
         self._dims = dims
         # Header values and their words ("Bearer sk-...": the key alone) are redacted.
         values = list((headers or {}).values())
@@ -73,6 +77,15 @@ class RemoteEmbedder:
                 "embed once or pass dims="
             )
         return self._dims
+
+    def fits(self, text: str) -> bool:
+        """Whether `text` surely fits `max_input_tokens`: a conservative estimate.
+
+        The endpoint's tokenizer is unknown here, but byte-level BPE and word
+        pieces alike spend at least one byte per token, so a text of at most
+        that many UTF-8 bytes (and two special tokens) always fits.
+        """
+        return len(text.encode()) + 2 <= self.max_input_tokens
 
     async def embed(self, texts: Sequence[str]) -> Vector:
         """Vectors `(len(texts), dims)`, float32, L2-normalised, in input order."""

@@ -76,6 +76,7 @@ from reprise._gateway.proxy import (
 )
 from reprise._gateway.ratelimit import RateLimiter, limiter_for
 from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
+from reprise._prompt import Prompt
 from reprise._request import (
     Endpoint,
     extract_prompt,
@@ -328,7 +329,6 @@ class Gateway:
             vary = (*vary, caller.credential_hash)
         deployment = _DEPLOYMENT.search(suffix)
         try:
-            prompt.text.encode()
             partition = partition_key(
                 payload,
                 endpoint=endpoint,
@@ -343,7 +343,7 @@ class Gateway:
             ) from None
         directives = cache_control(ex.scope)
         slot = self.slots[policy.embeddings_backend_id]
-        pending.text, pending.partition, pending.slot = prompt.text, partition, slot
+        pending.prompt, pending.partition, pending.slot = prompt, partition, slot
         pending.may_store = "no-store" not in directives
         ex.trace.add(
             "partition", partition=partition, vary_by=len(vary), messages=prompt.message_count
@@ -351,7 +351,7 @@ class Gateway:
         if "no-cache" in directives:
             self._lookup_done(ex, "BYPASS", "Cache-Control: no-cache")
             return None
-        found = await self._explain(ex, slot, prompt.text, partition, policy)
+        found = await self._explain(ex, slot, prompt, partition, policy)
         if found is None:
             pending.may_store = False  # the cache is failing: a store would fail the same way
             return None
@@ -363,7 +363,12 @@ class Gateway:
         return found.hit
 
     async def _explain(
-        self, ex: Exchange, slot: CacheSlot, text: str, partition: str, policy: SemanticCacheLookup
+        self,
+        ex: Exchange,
+        slot: CacheSlot,
+        prompt: Prompt,
+        partition: str,
+        policy: SemanticCacheLookup,
     ) -> Lookup | None:
         """The cache's answer within the lookup budget, or None (and FAILED) if it has none."""
         if slot.cache is None:
@@ -373,7 +378,7 @@ class Gateway:
         try:
             async with asyncio.timeout(self.budget):
                 found = await slot.cache.explain(
-                    text,
+                    prompt,
                     partition,
                     threshold=policy.score_threshold,
                     target_precision=policy.target_precision,

@@ -23,6 +23,7 @@ from reprise._gateway.caches import CacheSlot
 from reprise._gateway.metrics import Metrics
 from reprise._gateway.policies import SemanticCacheStore
 from reprise._gateway.trace import log_event
+from reprise._prompt import Prompt
 from reprise._request import Endpoint, is_cacheable_response
 
 logger = logging.getLogger("reprise.gateway")
@@ -35,7 +36,7 @@ STORE_TASK = "reprise-store"  # the name of the background tasks that store answ
 class Pending:
     """What the outbound store needs from the lookup: where and under which text to write."""
 
-    text: str = ""
+    prompt: Prompt | None = None
     partition: str = ""
     slot: CacheSlot | None = None
     may_store: bool = False
@@ -99,11 +100,11 @@ class OutboundStores:
             status, parsed, endpoint, statuses=store.cacheable_statuses
         )
         cache = pending.slot.cache if pending.slot is not None else None
-        if text is None or not cacheable or cache is None:
+        if text is None or not cacheable or cache is None or pending.prompt is None:
             self.metrics.count(self.metrics.stores, api, "skipped")
             return
         try:
-            await cache.store(pending.text, text, pending.partition, ttl=store.duration)
+            await cache.store(pending.prompt, text, pending.partition, ttl=store.duration)
         except CacheError as exc:
             self.metrics.count(self.metrics.stores, api, "error")
             log_event("cache_store_failed", api=api, error=f"{type(exc).__name__}: {exc}")

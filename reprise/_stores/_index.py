@@ -180,7 +180,9 @@ class PartitionIndex:
         self._impl: _Index = (
             HNSWIndex(dims, params)
             if expected > params.threshold
-            else ExactIndex(dims, max(64, expected))
+            # Small to start: a conversation's context is an index of its own,
+            # and most hold one or two entries (capacity doubles as they grow).
+            else ExactIndex(dims, max(4, expected))
         )
         self._journal: list[tuple[Labels, Vector | None]] | None = None
 

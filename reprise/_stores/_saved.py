@@ -23,12 +23,12 @@ TOKEN = "ann_token"
 
 
 class SavedGraphs:
-    """The `ann/` directory beside `cache.sqlite3`: one `.usearch` file per partition."""
+    """The `ann/` directory beside `cache.sqlite3`: one `.usearch` file per large index."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def take(self, db: Database) -> dict[str, Path]:
+    def take(self, db: Database) -> dict[tuple[str, str], Path]:
         """The files saved at the last clean close, if still valid; invalidates them."""
         token = db.setting(TOKEN)
         if token is None:
@@ -39,16 +39,14 @@ class SavedGraphs:
             saved = json.loads(manifest.read_text())
         except (OSError, ValueError):
             return {}
-        if saved.get("token") != token:
+        if saved.get("token") != token or "indexes" not in saved:
             return {}
-        return {name: self.directory / file for name, file in saved["partitions"].items()}
+        return {(p, c): self.directory / file for p, c, file in saved["indexes"]}
 
-    def save(self, db: Database, graphs: dict[str, HNSWIndex]) -> None:
+    def save(self, db: Database, graphs: dict[tuple[str, str], HNSWIndex]) -> None:
         """Write every graph, the manifest, then the token (last: it vouches for the rest)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        files = {
-            name: hashlib.sha256(name.encode()).hexdigest()[:24] + ".usearch" for name in graphs
-        }
+        files = {key: _file_name(key) for key in graphs}
         for name, graph in graphs.items():
             graph.save(self.directory / files[name])
         for old in self.directory.glob("*.usearch"):
@@ -56,6 +54,11 @@ class SavedGraphs:
                 old.unlink()
         token = uuid.uuid4().hex
         tmp = self.directory / "manifest.json.tmp"
-        tmp.write_text(json.dumps({"token": token, "partitions": files}))
+        indexes = [[partition, context, file] for (partition, context), file in files.items()]
+        tmp.write_text(json.dumps({"token": token, "indexes": indexes}))
         os.replace(tmp, self.directory / "manifest.json")
         db.set_setting(TOKEN, token)
+
+
+def _file_name(key: tuple[str, str]) -> str:
+    return hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:24] + ".usearch"

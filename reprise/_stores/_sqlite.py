@@ -30,14 +30,25 @@ CREATE TABLE IF NOT EXISTS entries (
     vector BLOB NOT NULL,
     created_at REAL NOT NULL,
     expires_at REAL,
-    meta TEXT NOT NULL
+    meta TEXT NOT NULL,
+    context TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS entries_partition ON entries (partition);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires_at) WHERE expires_at IS NOT NULL;
 """
 
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
-ROW = ", ".join("?" * 9)
+ROW = ", ".join("?" * 10)
+#: The settings row naming the key layout (`KEY_LAYOUT`) the entries were written in.
+LAYOUT = "key_layout"
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Entries of another key layout, dropped at open."""
+
+    count: int
+    layout: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,7 @@ class Chunk:
 
     labels: list[int]
     ids: list[str]
-    partitions: list[str]
+    indexes: list[tuple[str, str]]  # (partition, context)
     expires: list[float | None]
     vectors: list[bytes | None]
 
@@ -91,6 +102,25 @@ class Database:
         (top,) = self.con.execute("SELECT COALESCE(MAX(label), 0) FROM entries").fetchone()
         return int(top) + 1
 
+    def migrate(self, layout: int) -> Dropped | None:
+        """Make the entries be of key `layout`: those of any other are deleted, and counted.
+
+        Layout 1 had no `context` column and no layout row: its ids digest a
+        flattened request, so no entry of it can be read as a question.
+        """
+        columns = {row[1] for row in self.con.execute("PRAGMA table_info(entries)")}
+        if "context" not in columns:
+            self.con.execute("ALTER TABLE entries ADD COLUMN context TEXT NOT NULL DEFAULT ''")
+        found = self.setting(LAYOUT)
+        if found == str(layout):
+            return None
+        (count,) = self.con.execute("SELECT COUNT(*) FROM entries").fetchone()
+        self.con.execute("DELETE FROM entries")
+        self.con.execute("DELETE FROM settings WHERE key = 'ann_token'")
+        self.con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (LAYOUT, str(layout)))
+        self.con.commit()
+        return Dropped(int(count), found or "1") if count else None
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
@@ -108,38 +138,43 @@ class Database:
         self.con.execute("DELETE FROM settings WHERE key = ?", (key,))
         self.con.commit()
 
-    def partition_sizes(self, now: float) -> dict[str, int]:
+    def index_sizes(self, now: float) -> dict[tuple[str, str], int]:
+        """Live entries per (partition, context)."""
         rows = self.con.execute(
-            f"SELECT partition, COUNT(*) FROM entries WHERE {LIVE} GROUP BY partition", (now,)
+            f"SELECT partition, context, COUNT(*) FROM entries WHERE {LIVE} "
+            "GROUP BY partition, context",
+            (now,),
         )
-        return {p: int(n) for p, n in rows}
+        return {(p, c): int(n) for p, c, n in rows}
 
     def live_rows(
-        self, now: float, skip: Collection[str] = (), chunk: int = 20_000
+        self, now: float, skip: Collection[tuple[str, str]] = (), chunk: int = 20_000
     ) -> Iterator[Chunk]:
-        """Live rows in chunks; the vectors of partitions in `skip` are left out (None)."""
-        marks = ",".join("?" * len(skip))
+        """Live rows in chunks; the vectors of the indexes in `skip` are left out (None)."""
+        skipped = " OR ".join(["(partition = ? AND context = ?)"] * len(skip)) or "0"
         cursor = self.con.execute(
-            f"SELECT label, id, partition, expires_at, "
-            f"CASE WHEN partition IN ({marks}) THEN NULL ELSE vector END "
+            f"SELECT label, id, partition, context, expires_at, "
+            f"CASE WHEN {skipped} THEN NULL ELSE vector END "
             f"FROM entries WHERE {LIVE}",
-            (*skip, now),
+            (*(name for key in skip for name in key), now),
         )
         while rows := cursor.fetchmany(chunk):
-            labels, ids, partitions, expires, vectors = zip(*rows, strict=True)
-            yield Chunk(list(labels), list(ids), list(partitions), list(expires), list(vectors))
+            labels, ids, partitions, contexts, expires, vectors = zip(*rows, strict=True)
+            indexes = list(zip(partitions, contexts, strict=True))
+            yield Chunk(list(labels), list(ids), indexes, list(expires), list(vectors))
 
-    def partition_vectors(self, partition: str, now: float) -> tuple[list[int], bytes]:
+    def index_vectors(self, index: tuple[str, str], now: float) -> tuple[list[int], bytes]:
         rows = self.con.execute(
-            f"SELECT label, vector FROM entries WHERE partition = ? AND {LIVE}", (partition, now)
+            f"SELECT label, vector FROM entries WHERE partition = ? AND context = ? AND {LIVE}",
+            (*index, now),
         ).fetchall()
         return [row[0] for row in rows], b"".join(row[1] for row in rows)
 
     def fetch(self, ids: Sequence[str]) -> dict[str, Entry]:
         marks = ",".join("?" * len(ids))
         rows = self.con.execute(
-            "SELECT id, partition, prompt, response, vector, created_at, expires_at, meta "
-            f"FROM entries WHERE id IN ({marks})",
+            "SELECT id, partition, prompt, response, vector, created_at, expires_at, meta, "
+            f"context FROM entries WHERE id IN ({marks})",
             tuple(ids),
         )
         return {row[0]: _entry(row) for row in rows}
@@ -157,6 +192,7 @@ class Database:
                 entry.created_at,
                 entry.expires_at,
                 meta,
+                entry.context,
             ),
         )
         self.con.commit()
@@ -191,7 +227,7 @@ class Database:
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
-    entry_id, partition, prompt, response, vector, created_at, expires_at, meta = row
+    entry_id, partition, prompt, response, vector, created_at, expires_at, meta, context = row
     return Entry(
         id=entry_id,
         partition=partition,
@@ -201,4 +237,5 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         created_at=created_at,
         expires_at=expires_at,
         meta=json.loads(meta),
+        context=context,
     )

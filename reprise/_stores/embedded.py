@@ -1,8 +1,8 @@
 """The default store: entries in SQLite on disk, vectors searched in memory.
 
     SQLite (WAL)        every entry, the source of truth; one worker thread does all its I/O
-    row map             id -> (label, partition, expires_at) for every live entry, in memory
-    partition indexes   one per partition: exact numpy search, HNSW once large
+    row map             id -> (label, partition, context, expires_at) per live entry, in memory
+    indexes             one per (partition, context): exact numpy search, HNSW once large
     hot entries         an LRU of recently read or written entries
 
 `get` of an unknown id answers from the row map alone; a hot entry needs no I/O
@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from reprise._exceptions import StoreError, StoreUnavailable
-from reprise._protocols import Entry, Match, Vector
+from reprise._protocols import KEY_LAYOUT, Entry, Match, Vector
 from reprise._stores._index import DEFAULTS, HNSWIndex, HNSWParams, Labels, PartitionIndex
 from reprise._stores._saved import SavedGraphs
 from reprise._stores._sqlite import Database
@@ -43,9 +43,13 @@ ROUNDING = 1e-6
 logger = logging.getLogger("reprise.store")
 
 
+#: An index's name: the partition and the exact context its entries share.
+IndexKey = tuple[str, str]
+
+
 class _Row(NamedTuple):
     label: int
-    partition: str
+    name: IndexKey
     expires_at: float | None
 
 
@@ -82,7 +86,7 @@ class EmbeddedStore:
         self._executor: ThreadPoolExecutor | None = None
         self._rows: dict[str, _Row] = {}
         self._ids: dict[int, str] = {}
-        self._partitions: dict[str, PartitionIndex] = {}
+        self._partitions: dict[IndexKey, PartitionIndex] = {}
         self._hot: OrderedDict[str, Entry] = OrderedDict()
         self._next_label = 1
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,6 +102,14 @@ class EmbeddedStore:
         self.dims = dims
         try:
             self._next_label = await self._run(self._db.open, dims)
+            dropped = await self._run(self._db.migrate, KEY_LAYOUT)
+            if dropped is not None:
+                logger.warning(
+                    "dropped %d cached entries of key layout %s at %r: the key layout changed "
+                    "to %d (requests are keyed by their question and an exact context now), "
+                    "so old entries could answer the wrong requests",
+                    dropped.count, dropped.layout, self.path, KEY_LAYOUT,
+                )  # fmt: skip
             await self._run(self._load, time.time())
             self._loaded = True
         except BaseException:
@@ -130,10 +142,10 @@ class EmbeddedStore:
         return (await self._entries([entry_id])).get(entry_id)
 
     async def search(
-        self, vector: Vector, partition: str, *, k: int, max_distance: float
+        self, vector: Vector, partition: str, *, k: int, max_distance: float, context: str = ""
     ) -> list[Match]:
         self._require_open()
-        index = self._partitions.get(partition)
+        index = self._partitions.get((partition, context))
         if index is None or k <= 0:
             return []
         found = self._nearest(index, self._check(vector), k, max_distance)
@@ -153,11 +165,12 @@ class EmbeddedStore:
         self._next_label += 1
         await self._run(self._db.upsert, entry, label, vector.tobytes(), meta)
         self._forget(entry.id)
-        index = self._partitions.get(entry.partition)
+        key = (entry.partition, entry.context)
+        index = self._partitions.get(key)
         if index is None:
-            index = self._partitions[entry.partition] = PartitionIndex(self.dims, self.params)
+            index = self._partitions[key] = PartitionIndex(self.dims, self.params)
         index.add(np.array([label], dtype=np.int64), vector[None, :])
-        self._rows[entry.id] = _Row(label, entry.partition, entry.expires_at)
+        self._rows[entry.id] = _Row(label, key, entry.expires_at)
         self._ids[label] = entry.id
         self._remember(dataclasses.replace(entry, vector=vector, meta=json.loads(meta)))
         if index.wants_upgrade():
@@ -178,10 +191,11 @@ class EmbeddedStore:
         count = await self._run(self._db.clear, partition, time.time())
         if partition is None:
             self._forget_everything()
-        elif partition in self._partitions:
-            labels = self._partitions[partition].labels().tolist()
-            for entry_id in [self._ids[label] for label in labels]:
-                self._forget(entry_id)
+        else:
+            for key in [key for key in self._partitions if key[0] == partition]:
+                labels = self._partitions[key].labels().tolist()
+                for entry_id in [self._ids[label] for label in labels]:
+                    self._forget(entry_id)
         return count
 
     # -- internals ---------------------------------------------------------------------
@@ -240,10 +254,10 @@ class EmbeddedStore:
         if row is None:
             return
         del self._ids[row.label]
-        index = self._partitions[row.partition]
+        index = self._partitions[row.name]
         index.remove(row.label)
         if len(index) == 0:
-            del self._partitions[row.partition]
+            del self._partitions[row.name]
 
     def _forget_everything(self) -> None:
         self._rows.clear()
@@ -253,11 +267,11 @@ class EmbeddedStore:
 
     def _load(self, now: float) -> None:
         """Rebuild the row map and indexes from the live rows (on the worker thread)."""
-        sizes = self._db.partition_sizes(now)
-        names = {name: name for name in sizes}  # one string per partition, not one per row
+        sizes = self._db.index_sizes(now)
+        keys = {key: key for key in sizes}  # one tuple per index, not one per row
         saved = self._restore_graphs(sizes)
-        restored: dict[str, list[int]] = {name: [] for name in saved}
-        self._partitions = {n: PartitionIndex(self.dims, self.params, sizes[n]) for n in sizes}
+        restored: dict[IndexKey, list[int]] = {key: [] for key in saved}
+        self._partitions = {k: PartitionIndex(self.dims, self.params, sizes[k]) for k in sizes}
         self._partitions.update(saved)
         for chunk in self._db.live_rows(now, skip=list(saved)):
             keep = [i for i, blob in enumerate(chunk.vectors) if blob is not None]
@@ -265,24 +279,25 @@ class EmbeddedStore:
                 blobs = b"".join(chunk.vectors[i] or b"" for i in keep)
                 vectors = np.frombuffer(blobs, dtype=np.float32).reshape(-1, self.dims)
                 labels = np.asarray(chunk.labels, dtype=np.int64)[keep]
-                parts = np.asarray(chunk.partitions, dtype=object)[keep]
-                for name in set(parts.tolist()):
-                    rows = np.flatnonzero(parts == name)
-                    self._partitions[name].add(labels[rows], vectors[rows])
-            for label, entry_id, partition, expires in zip(
-                chunk.labels, chunk.ids, chunk.partitions, chunk.expires, strict=True
+                rows_of: dict[IndexKey, list[int]] = {}
+                for row, i in enumerate(keep):
+                    rows_of.setdefault(chunk.indexes[i], []).append(row)
+                for key, rows in rows_of.items():
+                    self._partitions[key].add(labels[rows], vectors[rows])
+            for label, entry_id, key, expires in zip(
+                chunk.labels, chunk.ids, chunk.indexes, chunk.expires, strict=True
             ):
-                self._rows[entry_id] = _Row(label, names[partition], expires)
+                self._rows[entry_id] = _Row(label, keys[key], expires)
                 self._ids[label] = entry_id
-                if partition in restored:
-                    restored[partition].append(label)
-        for name, found in restored.items():
-            self._reconcile(name, np.asarray(found, dtype=np.int64), now)
+                if key in restored:
+                    restored[key].append(label)
+        for key, found in restored.items():
+            self._reconcile(key, np.asarray(found, dtype=np.int64), now)
 
-    def _restore_graphs(self, sizes: dict[str, int]) -> dict[str, PartitionIndex]:
-        """The partitions whose graph was saved at the last clean close, loaded."""
+    def _restore_graphs(self, sizes: dict[IndexKey, int]) -> dict[IndexKey, PartitionIndex]:
+        """The indexes whose graph was saved at the last clean close, loaded."""
         files = self._saved.take(self._db) if self._saved is not None else {}
-        out: dict[str, PartitionIndex] = {}
+        out: dict[IndexKey, PartitionIndex] = {}
         for name, path in files.items():
             if sizes.get(name, 0) <= self.params.threshold:
                 continue
@@ -295,7 +310,7 @@ class EmbeddedStore:
                 out[name] = PartitionIndex.restored(graph, self.dims, self.params)
         return out
 
-    def _reconcile(self, name: str, labels: Labels, now: float) -> None:
+    def _reconcile(self, name: IndexKey, labels: Labels, now: float) -> None:
         """Make a loaded graph hold exactly the live rows, or rebuild it from SQLite."""
         index = self._partitions[name]
         graph = index.hnsw
@@ -304,9 +319,9 @@ class EmbeddedStore:
             index.remove(label)  # expired since the graph was saved
         if len(index) == len(labels):
             return
-        logger.warning("the saved graph of partition %r disagrees with SQLite; rebuilding", name)
+        logger.warning("the saved graph of partition %r disagrees with SQLite; rebuilding", name[0])
         index = self._partitions[name] = PartitionIndex(self.dims, self.params, len(labels))
-        found, blobs = self._db.partition_vectors(name, now)
+        found, blobs = self._db.index_vectors(name, now)
         index.add(
             np.asarray(found, dtype=np.int64),
             np.frombuffer(blobs, dtype=np.float32).reshape(-1, self.dims),

@@ -3,21 +3,27 @@
 Layout. One hash per entry under `prefix + entry.id`:
 
     ptag        TAG     hex digest of the partition (the KNN pre-filter)
+    ctag        TAG     hex digest of the entry's context (matched exactly too)
     vector      VECTOR  HNSW, FLOAT32, COSINE, DIM from the embedder
-    partition, prompt, response, created_at, expires_at, meta (JSON)   not indexed
+    partition, context, prompt, response, created_at, expires_at, meta (JSON)   not indexed
 
 The exact tier is `HGETALL` on the key, which is the exact-match hash itself
-(`prompt_key(partition, prompt)`), so it needs no index and no TAG of its own.
-The partition is indexed as a digest rather than as itself: TAG syntax needs
-every punctuation character escaped and cannot express the empty partition,
-and a fixed-length hex digest needs neither. The semantic tier is one query,
+(`Prompt.key(partition)`), so it needs no index and no TAG of its own.
+The partition and context are indexed as digests rather than as themselves: TAG
+syntax needs every punctuation character escaped and cannot express the empty
+string, and a fixed-length hex digest needs neither. The semantic tier is one query,
 
-    (@ptag:{<digest>})=>[KNN k @vector $vec EF_RUNTIME n AS dist]    DIALECT 2
+    (@ptag:{<digest>} @ctag:{<digest>})=>[KNN k @vector $vec EF_RUNTIME n AS dist]
 
 whose `dist` is RediSearch's COSINE distance, `1 - cos`: the unit of the
 embedded store and of `score_threshold`. Replies are parsed in both RESP2
 (flat lists) and RESP3 (maps), because redis-py 8 speaks RESP3 by default
 and a `?protocol=2` in the URL switches it back.
+
+Key layout. An index without the `ctag` field was made for key layout 1 (one
+flattened text per request, no context): its entries could answer the wrong
+requests, so the first call that finds it drops it with its entries
+(`FT.DROPINDEX ... DD`) and logs how many, then creates the new index.
 
 Expiry. `upsert` sets `PEXPIREAT` from `expires_at`, so Redis deletes an
 expired entry and RediSearch drops it from the index on its own; reads also
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -64,9 +71,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from reprise._exceptions import ConfigError, IndexMismatch, StoreError, StoreUnavailable
-from reprise._protocols import Entry, Match, Vector
+from reprise._protocols import KEY_LAYOUT, Entry, Match, Vector
 
 T = TypeVar("T")
+logger = logging.getLogger("reprise.store")
 
 # From benchmarks/redis.md (100k real MiniLM embeddings, a 98 % and a 2 % partition):
 # EF_RUNTIME=100 is the smallest swept value with near-duplicate recall@1 and @5
@@ -77,7 +85,9 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_RUNTIME = 100
 
-_RETURN = ("partition", "prompt", "response", "created_at", "expires_at", "meta", "dist")
+_RETURN = (
+    "partition", "context", "prompt", "response", "created_at", "expires_at", "meta", "dist",
+)  # fmt: skip
 _REQUIRED = frozenset({"partition", "prompt", "response"})
 _CLEAR_BATCH = 1000
 _URL_OPTIONS = frozenset({"prefix", "index_name", "timeout", "ef_runtime"})
@@ -154,14 +164,14 @@ class RedisStore:
         return entry if _live(entry) else None
 
     async def search(
-        self, vector: Vector, partition: str, *, k: int, max_distance: float
+        self, vector: Vector, partition: str, *, k: int, max_distance: float, context: str = ""
     ) -> list[Match]:
         if k <= 0:
             return []
         blob = self._blob(vector)
         policy = f"HYBRID_POLICY {self.hybrid_policy} " if self.hybrid_policy else ""
         query = (
-            f"(@ptag:{{{_partition_tag(partition)}}})"
+            f"(@ptag:{{{_partition_tag(partition)}}} @ctag:{{{_partition_tag(context)}}})"
             f"=>[KNN {k} @vector $vec {policy}EF_RUNTIME {self.ef_runtime} AS dist]"
         )
         args = ["PARAMS", 2, "vec", blob, "RETURN", len(_RETURN), *_RETURN]
@@ -252,19 +262,45 @@ class RedisStore:
     async def _ensure_index(self) -> None:
         if self._dims is None:
             raise StoreError("RedisStore.open(dims) must be called first")
-        try:
-            await self._client.ft(self.index_name).create_index(
-                [TagField("ptag"), self._vector_field(self._dims)],
-                definition=IndexDefinition(  # type: ignore[no-untyped-call]
-                    prefix=[self.prefix], index_type=IndexType.HASH
-                ),
-            )
-        except ResponseError as exc:
-            if "already exists" not in str(exc).lower():
-                raise
+        for _ in range(3):  # another replica may be dropping or creating it meanwhile
+            try:
+                await self._create_index(self._dims)
+                break
+            except ResponseError as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
             info = await self._command("FT.INFO", self.index_name)
             check_index(self.index_name, self.prefix, self._dims, info)
+            if _mentions(info, "ctag"):
+                break
+            await self._drop_old_layout(info)
+        else:
+            raise StoreError(f"Redis index {self.index_name!r} kept changing while opening it")
         self._index_ready = True
+
+    async def _create_index(self, dims: int) -> None:
+        await self._client.ft(self.index_name).create_index(
+            [TagField("ptag"), TagField("ctag"), self._vector_field(dims)],
+            definition=IndexDefinition(  # type: ignore[no-untyped-call]
+                prefix=[self.prefix], index_type=IndexType.HASH
+            ),
+        )
+
+    async def _drop_old_layout(self, info: Any) -> None:
+        """Drop an index of key layout 1 and its entries: they must never be served."""
+        count = _find(_pairs(info), ("num_docs",))
+        try:
+            await self._command("FT.DROPINDEX", self.index_name, "DD")
+        except ResponseError as exc:
+            if not _is_missing_index(exc):
+                raise
+            return  # another replica dropped it first
+        logger.warning(
+            "dropped Redis index %r and its %s cached entries of key layout 1: the key layout "
+            "changed to %d (requests are keyed by their question and an exact context now), "
+            "so old entries could answer the wrong requests",
+            self.index_name, _str(count) if count is not None else "?", KEY_LAYOUT,
+        )  # fmt: skip
 
     def _vector_field(self, dims: int) -> VectorField:
         params = {"TYPE": "FLOAT32", "DIM": dims, "DISTANCE_METRIC": "COSINE", "M": self.m}
@@ -321,7 +357,9 @@ def _partition_tag(partition: str) -> str:
 def _fields(entry: Entry, blob: bytes) -> dict[EncodableT, EncodableT]:
     return {
         "ptag": _partition_tag(entry.partition),
+        "ctag": _partition_tag(entry.context),
         "partition": entry.partition,
+        "context": entry.context,
         "prompt": entry.prompt,
         "response": entry.response,
         "created_at": repr(entry.created_at),
@@ -343,6 +381,7 @@ def _entry(entry_id: str, row: Mapping[str, bytes], *, with_vector: bool) -> Ent
         created_at=float(row.get("created_at", b"0")),
         expires_at=float(expires) if expires else None,
         meta=json.loads(row.get("meta", b"{}")),
+        context=row.get("context", b"").decode(),
     )
 
 
@@ -399,6 +438,15 @@ def check_index(name: str, prefix: str, dims: int, info: Any) -> None:
             "use another prefix and index name, or drop it yourself "
             f"(FT.DROPINDEX {name} DD); see README, 'Production: Redis'."
         )
+
+
+def _mentions(value: Any, name: str) -> bool:
+    """Whether `name` appears as a value anywhere in a nested FT.INFO reply."""
+    if isinstance(value, bytes | str):
+        return _str(value) == name
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    return isinstance(value, list) and any(_mentions(item, name) for item in value)
 
 
 def _is_missing_index(exc: ResponseError) -> bool:

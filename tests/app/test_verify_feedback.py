@@ -18,7 +18,7 @@ async def test_a_hit_names_its_entry_and_feedback_stops_serving_it(
     assert hit.headers["x-cache-status"] == "HIT"
     entry = hit.headers["x-cache-entry"]
 
-    prompt = extract_prompt(body, "chat").text
+    prompt = extract_prompt(body, "chat").question
     feedback = {"entry_id": entry, "prompt": prompt, "correct": False}
     marked = await gateway_client.post("/reprise/feedback", json=feedback, headers=KEY)
     assert marked.status_code == 200

@@ -301,3 +301,98 @@ def test_a_ttl_that_is_not_positive_is_refused(ttl: float) -> None:
 def test_a_string_store_path_makes_an_embedded_store() -> None:
     cache = SemanticCache(store=":memory:", embedder=FakeEmbedder(), verifier=PLAIN)
     assert isinstance(cache.vector_store, EmbeddedStore)
+
+
+# -- conversations and long prompts: the question by meaning, the rest exactly
+
+
+def chat(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"role": role, "content": content} for role, content in pairs]
+
+
+WATER = chat(("user", "What is water made of?"), ("assistant", "Hydrogen and oxygen."))
+PARIS = chat(("user", "Tell me about Paris."), ("assistant", "It is the capital of France."))
+
+
+async def test_a_rewording_of_the_follow_up_in_the_same_conversation_hits(
+    cache: SemanticCache,
+) -> None:
+    await cache.store([*WATER, *chat(("user", "What is the capital of France?"))], "Paris.")
+
+    hit = await cache.lookup([*WATER, *chat(("user", "Which city is the capital of France?"))])
+
+    assert hit is not None
+    assert (hit.tier, hit.response) == ("semantic", "Paris.")
+    lookup = await cache.explain([*WATER, *chat(("user", "Tell me the French capital"))])
+    assert lookup.reason.startswith("context: exact (2 messages, 42 chars); question: distance")
+
+
+async def test_the_same_follow_up_after_another_conversation_or_alone_misses(
+    cache: SemanticCache,
+) -> None:
+    question = chat(("user", "What is the capital of France?"))
+    await cache.store([*WATER, *question], "Paris.")
+
+    assert await cache.lookup([*PARIS, *question]) is None
+    assert await cache.lookup("What is the capital of France?") is None
+    miss = await cache.explain([*PARIS, *question])
+    context, question = miss.reason.split("; ")
+    assert context == "context: exact (2 messages, 48 chars)"
+    assert question == "question: no cached question within 0.17 in this context"
+
+
+async def test_an_exact_repeat_of_a_conversation_hits_the_exact_tier(cache: SemanticCache) -> None:
+    conversation = [*WATER, *chat(("user", "And heavy water?"))]
+    entry_id = await cache.store(conversation, "Deuterium oxide.")
+
+    hit = await cache.lookup(list(conversation))
+
+    assert hit is not None
+    assert (hit.id, hit.tier, hit.prompt) == (entry_id, "exact", "And heavy water?")
+
+
+async def test_system_messages_count_unless_the_cache_ignores_them(
+    embedder: FakeEmbedder, store: EmbeddedStore
+) -> None:
+    support = chat(("system", "You are a support bot."), ("user", "What is the capital of France?"))
+    pirate = chat(("system", "You are a pirate."), ("user", "Which city is the capital of France?"))
+    async with SemanticCache(store=store, embedder=embedder, verifier=PLAIN) as strict:
+        await strict.store(support, "Paris.")
+        assert await strict.lookup(pirate) is None
+    ignoring = SemanticCache(
+        store=store, embedder=embedder, verifier=PLAIN, ignore_system_messages=True
+    )
+    async with ignoring:
+        await ignoring.store(support, "Paris.")
+        hit = await ignoring.lookup(pirate)
+    assert hit is not None
+    assert hit.prompt == "What is the capital of France?"
+
+
+class WindowedEmbedder(FakeEmbedder):
+    """A fake whose window holds 40 characters."""
+
+    def fits(self, text: str) -> bool:
+        return len(text) <= 40
+
+
+async def test_a_question_past_the_window_is_exact_only_and_never_embedded(
+    store: EmbeddedStore,
+) -> None:
+    embedder = WindowedEmbedder()
+    long = "Please explain in detail how photosynthesis converts light to sugar?"
+    async with SemanticCache(store=store, embedder=embedder, verifier=PLAIN) as cache:
+        await cache.store(long, "Chlorophyll...")
+        calls = embedder.calls
+
+        exact = await cache.lookup(long)
+        reworded = await cache.explain(long.replace("Please explain", "Explain"))
+        short = await cache.explain("How does photosynthesis work?")
+
+    assert exact is not None
+    assert exact.tier == "exact"
+    assert reworded.hit is None
+    assert "longer than the model reads: exact only" in reworded.reason
+    assert short.hit is None  # the long entry is never a candidate of a search
+    assert short.candidates == 0
+    assert embedder.calls == calls + 1  # only the short question was embedded

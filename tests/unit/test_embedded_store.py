@@ -128,11 +128,11 @@ async def test_small_partitions_are_exact_and_large_ones_switch_to_hnsw() -> Non
         for i in range(20):
             await store.upsert(entry(f"s{i}", unit(f"s{i}"), "small"))
             await store.upsert(entry(f"b{i}", unit(f"b{i}"), "big"))
-        assert not store._partitions["big"].is_ann
+        assert not store._partitions[("big", "")].is_ann
         await store.upsert(entry("b20", unit("b20"), "big"))
 
-        assert store._partitions["big"].is_ann
-        assert not store._partitions["small"].is_ann
+        assert store._partitions[("big", "")].is_ann
+        assert not store._partitions[("small", "")].is_ann
         for name, prefix in [("big", "b"), ("small", "s")]:
             (match,) = await store.search(unit(f"{prefix}7"), name, k=1, max_distance=0.01)
             assert match.entry.id == f"{prefix}7"
@@ -152,7 +152,7 @@ async def test_a_background_upgrade_keeps_writes_made_while_it_builds() -> None:
         await store.upsert(entry("late", unit("late")))
         await asyncio.gather(*store._tasks - {t for t in store._tasks if "purge" in repr(t)})
 
-        assert store._partitions["p"].is_ann
+        assert store._partitions[("p", "")].is_ann
         assert await store.search(unit("e3"), "p", k=1, max_distance=0.05) == []
         assert await store.search(unit("e5"), "p", k=1, max_distance=0.05) == []
         for probe, expected in [("moved", "e5"), ("late", "late"), ("e200", "e200")]:
@@ -172,7 +172,7 @@ async def test_a_large_partition_is_rebuilt_as_hnsw_on_open(tmp_path: Path) -> N
     again = EmbeddedStore(tmp_path, ann_threshold=50)
     await again.open(DIMS)
     try:
-        assert again._partitions["p"].is_ann
+        assert again._partitions[("p", "")].is_ann
         query = at_distance(unit("e42"), 0.02)
         (match,) = await again.search(query, "p", k=1, max_distance=0.05)
         assert match.entry.id == "e42"
@@ -270,7 +270,7 @@ async def _filled(path: Path, n: int = 60, **kw: object) -> None:
     await store.open(DIMS)
     for i in range(n):
         await store.upsert(entry(f"e{i}", unit(f"e{i}"), **kw))  # type: ignore[arg-type]
-    assert store._partitions["p"].is_ann
+    assert store._partitions[("p", "")].is_ann
     await store.aclose()
 
 
@@ -288,7 +288,7 @@ async def test_the_graph_is_saved_at_close_and_loaded_not_rebuilt(
     await store.open(DIMS)
     monkeypatch.undo()
     try:
-        assert store._partitions["p"].is_ann
+        assert store._partitions[("p", "")].is_ann
         (match,) = await store.search(at_distance(unit("e9"), 0.02), "p", k=1, max_distance=0.1)
         assert match.entry.id == "e9"
     finally:
@@ -308,7 +308,7 @@ async def test_a_graph_not_vouched_for_by_a_clean_close_is_rebuilt(tmp_path: Pat
     try:
         (match,) = await again.search(unit("after"), "p", k=1, max_distance=0.01)
         assert match.entry.id == "after"
-        assert len(again._partitions["p"]) == 61
+        assert len(again._partitions[("p", "")]) == 61
     finally:
         await again.aclose()
 
@@ -325,7 +325,7 @@ async def test_entries_expired_since_the_save_leave_the_loaded_graph(tmp_path: P
     again = EmbeddedStore(tmp_path, ann_threshold=50)
     await again.open(DIMS)
     try:
-        assert len(again._partitions["p"]) == 60
+        assert len(again._partitions[("p", "")]) == 60
         assert await again.search(unit("e3"), "p", k=1, max_distance=0.01) == []
         (match,) = await again.search(unit("e70"), "p", k=1, max_distance=0.01)
         assert match.entry.id == "e70"
@@ -371,6 +371,6 @@ async def test_a_failed_open_saves_no_graph_and_the_next_open_rebuilds(
     store = EmbeddedStore(tmp_path, ann_threshold=50)
     await store.open(DIMS)
     try:
-        assert len(store._partitions["p"]) == 60
+        assert len(store._partitions[("p", "")]) == 60
     finally:
         await store.aclose()

@@ -483,3 +483,15 @@ def test_default_threads_follow_the_usable_cores_up_to_two(
     assert local.default_threads() == 1
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert local.default_threads() == 2
+
+
+async def test_fits_counts_word_pieces_exactly_at_the_window(embedder: LocalEmbedder) -> None:
+    window = embedder.spec.max_seq_length
+    # "cat " is one word piece: `window - 2` of them fill the window with [CLS] and [SEP].
+    assert embedder.fits("cat " * (window - 2))
+    assert not embedder.fits("cat " * (window - 1))
+    assert embedder.fits("short question?")
+    # Long in characters, few pieces: counted, not guessed from the length.
+    assert embedder.fits("internationalization " * 60)
+    # Punctuation is a piece per character: 300 characters overflow 256 pieces.
+    assert not embedder.fits("?!" * 150)

@@ -285,3 +285,10 @@ async def test_make_embedder_passes_options_to_the_remote_embedder() -> None:
     await emb.embed(["x"])
     await emb.aclose()
     assert server.requests[0].headers["api-key"] == KEY
+
+
+def test_fits_is_a_conservative_byte_count() -> None:
+    embedder = remote(lambda request: httpx.Response(500), max_input_tokens=12)
+    assert embedder.fits("a" * 10)
+    assert not embedder.fits("a" * 11)
+    assert not embedder.fits("\u00e9" * 6)  # 12 bytes of UTF-8

@@ -21,6 +21,7 @@ PUBLIC = [
     "LocalEmbedder",
     "Lookup",
     "Match",
+    "Prompt",
     "RemoteEmbedder",
     "RepriseError",
     "RequestError",

@@ -24,32 +24,37 @@ def chat(*messages: tuple[str, Any], **params: Any) -> dict[str, Any]:
     }
 
 
-def test_lone_user_message_is_its_own_text() -> None:
-    assert extract_prompt(chat(("user", "Hi there")), "chat").text == "Hi there"
+def test_lone_user_message_is_the_question_with_no_context() -> None:
+    prompt = extract_prompt(chat(("user", "Hi there")), "chat")
+    assert (prompt.question, prompt.context, prompt.exact_only) == ("Hi there", "", "")
 
 
-def test_dialog_text_keeps_roles_in_order() -> None:
+def test_a_dialog_asks_its_last_user_turn_and_keys_the_rest_exactly() -> None:
     body = chat(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!"), ("user", "Bye"))
     prompt = extract_prompt(body, "chat")
-    assert prompt.text == "system: Be brief.\nuser: Hi\nassistant: Hello!\nuser: Bye"
-    assert prompt.message_count == 4
+    assert prompt.question == "Bye"
+    assert prompt.context
+    assert (prompt.message_count, prompt.context_messages) == (4, 3)
+    assert prompt.describe_context() == "exact (3 messages, 17 chars)"
 
 
 def test_ignore_system_messages_drops_system_and_developer() -> None:
     body = chat(("system", "Be brief."), ("developer", "No emoji."), ("user", "Hi"))
     prompt = extract_prompt(body, "chat", ignore_system_messages=True)
-    assert prompt.text == "Hi"
+    assert (prompt.question, prompt.context) == ("Hi", "")
     assert prompt.message_count == 1
     assert extract_prompt(body, "chat").message_count == 3
 
 
-def test_system_prompt_changes_text_unless_ignored() -> None:
+def test_system_prompt_changes_the_context_unless_ignored() -> None:
     a = chat(("system", "Answer in French."), ("user", "Hi"))
     b = chat(("system", "Answer in German."), ("user", "Hi"))
-    assert extract_prompt(a, "chat").text != extract_prompt(b, "chat").text
+    assert extract_prompt(a, "chat").question == extract_prompt(b, "chat").question
+    assert extract_prompt(a, "chat").context != extract_prompt(b, "chat").context
     assert (
-        extract_prompt(a, "chat", ignore_system_messages=True).text
-        == extract_prompt(b, "chat", ignore_system_messages=True).text
+        extract_prompt(a, "chat", ignore_system_messages=True).context
+        == extract_prompt(b, "chat", ignore_system_messages=True).context
+        == ""
     )
 
 
@@ -58,13 +63,13 @@ def test_multipart_content_uses_text_parts_and_digests_the_rest() -> None:
     other = {"type": "image_url", "image_url": {"url": "https://x/dog.png"}}
     body = chat(("user", [{"type": "text", "text": "What is this?"}, image]))
     prompt = extract_prompt(body, "chat")
-    assert prompt.text == "What is this?"
+    assert prompt.question == "What is this?"
     assert prompt.attachments
     body2 = chat(("user", [{"type": "text", "text": "What is this?"}, other]))
     assert extract_prompt(body2, "chat").attachments != prompt.attachments
 
 
-def test_tool_calls_are_part_of_the_text() -> None:
+def test_tool_calls_are_part_of_the_context() -> None:
     call = {
         "role": "assistant",
         "content": None,
@@ -88,7 +93,9 @@ def test_tool_calls_are_part_of_the_text() -> None:
         ],
     }
     b = {"messages": [{"role": "user", "content": "Weather?"}, call2]}
-    assert extract_prompt(a, "chat").text != extract_prompt(b, "chat").text
+    pa, pb = extract_prompt(a, "chat"), extract_prompt(b, "chat")
+    assert pa.question == pb.question == "Weather?"
+    assert pa.context != pb.context
 
 
 def test_serialization_is_deterministic() -> None:
@@ -97,18 +104,41 @@ def test_serialization_is_deterministic() -> None:
 
 
 def test_legacy_prompt_string_and_list() -> None:
-    assert extract_prompt({"prompt": "Say hi"}, "completions").text == "Say hi"
-    assert extract_prompt({"prompt": ["a", "b"]}, "completions").message_count == 2
+    assert extract_prompt({"prompt": "Say hi"}, "completions").question == "Say hi"
+    assert extract_prompt({"prompt": ["Say hi"]}, "completions").question == "Say hi"
+    several = extract_prompt({"prompt": ["a", "b"]}, "completions")
+    assert several.message_count == 2
+    assert (several.question, several.exact_only) == ("", "several prompts")
+    tokens = extract_prompt({"prompt": [[1, 2], [3]]}, "completions")
+    assert tokens.exact_only == "token arrays"
+    assert tokens.context != extract_prompt({"prompt": [[1, 2], [4]]}, "completions").context
 
 
 def test_responses_input_string_items_and_instructions() -> None:
-    assert extract_prompt({"input": "Hello"}, "responses").text == "Hello"
+    assert extract_prompt({"input": "Hello"}, "responses").question == "Hello"
     body = {
         "instructions": "Be terse.",
         "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hello"}]}],
     }
-    assert extract_prompt(body, "responses").text == "developer: Be terse.\nuser: Hello"
-    assert extract_prompt(body, "responses", ignore_system_messages=True).text == "Hello"
+    prompt = extract_prompt(body, "responses")
+    assert prompt.question == "Hello"
+    assert prompt.context
+    ignored = extract_prompt(body, "responses", ignore_system_messages=True)
+    assert (ignored.question, ignored.context) == ("Hello", "")
+
+
+def test_a_responses_tool_output_is_context_not_the_question() -> None:
+    body = {
+        "input": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": "c1", "name": "weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "18C"},
+        ]
+    }
+    prompt = extract_prompt(body, "responses")
+    assert prompt.question == "Weather in Paris?"
+    other = {"input": [*body["input"][:2], {**body["input"][2], "output": "25C"}]}
+    assert extract_prompt(other, "responses").context != prompt.context
 
 
 @pytest.mark.parametrize(
@@ -196,9 +226,11 @@ def test_vary_by_endpoint_model_override_and_attachments_partition() -> None:
     )
 
 
-def test_prompt_key_separates_partitions() -> None:
+def test_prompt_key_separates_partitions_and_contexts() -> None:
     assert prompt_key("a", "x") != prompt_key("b", "x")
     assert prompt_key("a", "x") == prompt_key("a", "x")
+    assert prompt_key("a", "x", "c1") != prompt_key("a", "x", "c2")
+    assert prompt_key("a", "x") == extract_prompt({"prompt": "x"}, "completions").key("a")
 
 
 def completion(*finish: str | None) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def entry(
     response: str | None = None,
     expires_at: float | None = None,
     meta: dict[str, Any] | None = None,
+    context: str = "",
 ) -> Entry:
     return Entry(
         id=entry_id,
@@ -70,6 +71,7 @@ def entry(
         created_at=1_700_000_000.5,
         expires_at=expires_at,
         meta=meta or {},
+        context=context,
     )
 
 
@@ -79,7 +81,7 @@ async def test_store_satisfies_the_protocol(store: VectorStore) -> None:
 
 async def test_get_returns_every_field_of_what_was_stored(store: VectorStore) -> None:
     meta = {"shape": {"stream": False, "n": 1}, "rejected": ["ab12"], "note": "héllo ✓"}
-    stored = entry("id-1", unit(1), expires_at=time.time() + 3600, meta=meta)
+    stored = entry("id-1", unit(1), expires_at=time.time() + 3600, meta=meta, context="c0ffee")
     stored = Entry(**{**_fields(stored), "prompt": "Ünïcode prompt\nwith lines", "response": "{}"})
     await store.upsert(stored)
 
@@ -131,6 +133,35 @@ async def test_clear_partition_leaves_other_partitions(store: VectorStore) -> No
     assert await store.search(unit("a0"), "a", k=5, max_distance=0.5) == []
     assert await store.get("b0") is not None
     assert await store.clear("a") == 0
+
+
+async def test_search_matches_the_context_exactly(store: VectorStore) -> None:
+    await store.upsert(entry("none", unit(1)))
+    await store.upsert(entry("ctx-a", unit(1), context="a" * 64))
+    await store.upsert(entry("ctx-b", at_distance(unit(1), 0.01), context="b" * 64))
+    await store.upsert(entry("other-partition", unit(1), "q", context="a" * 64))
+
+    in_a = await store.search(unit(1), "p", k=10, max_distance=1.0, context="a" * 64)
+    in_b = await store.search(unit(1), "p", k=10, max_distance=1.0, context="b" * 64)
+    in_none = await store.search(unit(1), "p", k=10, max_distance=1.0)
+
+    assert [(m.entry.id, m.entry.context) for m in in_a] == [("ctx-a", "a" * 64)]
+    assert [m.entry.id for m in in_b] == ["ctx-b"]
+    assert [m.entry.id for m in in_none] == ["none"]
+    assert await store.search(unit(1), "p", k=10, max_distance=1.0, context="c") == []
+
+
+async def test_clear_partition_clears_every_context_of_it(store: VectorStore) -> None:
+    for i, context in enumerate(["", "x", "y"]):
+        await store.upsert(entry(f"a{i}", unit(f"a{i}"), "a", context=context))
+    await store.upsert(entry("b0", unit("b0"), "b", context="x"))
+
+    assert await store.clear("a") == 3
+    assert await store.search(unit("a1"), "a", k=5, max_distance=0.5, context="x") == []
+    assert [await store.get(f"a{i}") for i in range(3)] == [None, None, None]
+    assert [
+        m.entry.id for m in await store.search(unit("b0"), "b", k=5, max_distance=0.5, context="x")
+    ] == ["b0"]
 
 
 async def test_clear_everything(store: VectorStore) -> None:
