@@ -31,7 +31,7 @@ from reprise._backends import make_embedder, make_store
 from reprise._embedders.lru import LRUEmbedder
 from reprise._exceptions import EmbedderError
 from reprise._prompt import Prompt, entry_key
-from reprise._protocols import Embedder, Entry, Match, TextWindow, Vector, VectorStore
+from reprise._protocols import Embedder, Entry, Gate, Match, TextWindow, Vector, VectorStore
 from reprise._verify.feedback import tightened, within_limit
 
 Tier = Literal["exact", "semantic"]
@@ -192,12 +192,14 @@ class SemanticCache:
         *,
         threshold: float | None = None,
         target_precision: float | None = None,
+        gate: Gate | None = None,
     ) -> Lookup:
         """Look up `prompt` and report how the decision was made.
 
         `threshold` and `target_precision` override the cache's settings for this
         lookup (the gateway's lookup policy sets them); a verifier without a
-        notion of precision (`ThresholdVerifier`) ignores the latter.
+        notion of precision (`ThresholdVerifier`) ignores the latter. `gate`, if
+        given, admits the semantic tier (the exact tier never waits for it).
         """
         threshold = self.score_threshold if threshold is None else threshold
         request = self.prompt(prompt)
@@ -211,6 +213,15 @@ class SemanticCache:
             return Lookup(None, _parts(request, f"no exact match ({exact_only}: exact only)"))
         if threshold <= 0.0:
             return Lookup(None, _parts(request, "no exact match (threshold 0: exact only)"))
+        if gate is None:
+            return await self._semantic(request, partition, threshold, target_precision)
+        async with gate.admit():
+            return await self._semantic(request, partition, threshold, target_precision)
+
+    async def _semantic(
+        self, request: Prompt, partition: str, threshold: float, target_precision: float | None
+    ) -> Lookup:
+        """The semantic tier: embed the question, search its context, verify."""
         question = request.question
         t0 = time.perf_counter()
         vector = (await self.embedder.embed([question]))[0]

@@ -6,9 +6,10 @@
     └── CacheError             the cache could not answer: callers fail open and go to the backend
         ├── EmbedderError      the embedding model or embeddings backend failed
         │   └── EmbedderTimeout
-        └── StoreError         the vector store failed
-            ├── StoreUnavailable   cannot reach the store (Redis down, disk gone)
-            └── IndexMismatch      an existing index disagrees with the embedder (dims, metric)
+        ├── StoreError         the vector store failed
+        │   ├── StoreUnavailable   cannot reach the store (Redis down, disk gone)
+        │   └── IndexMismatch      an existing index disagrees with the embedder (dims, metric)
+        └── LookupShed         too many semantic lookups waiting: refused before starting
 
 `CacheError` is the one to catch for failing open: nothing below it is the
 client's fault, and the backend can always answer instead.
@@ -67,3 +68,7 @@ class StoreUnavailable(StoreError):
 
 class IndexMismatch(StoreError):
     """An existing index was built for other vectors than this embedder makes."""
+
+
+class LookupShed(CacheError):
+    """A semantic lookup refused at admission: it could not finish within the lookup budget."""

@@ -1,4 +1,4 @@
-"""The two plug-in points: `Embedder` turns text into vectors, `VectorStore` keeps entries.
+"""The plug-in points: `Embedder` turns text into vectors, `VectorStore` keeps entries.
 
 Both are structural Protocols, so a backend needs no base class, only these
 methods. Vectors are float32 and L2-normalised: cosine distance is then
@@ -8,6 +8,7 @@ methods. Vectors are float32 and L2-normalised: cosine distance is then
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -123,3 +124,13 @@ class VectorStore(Protocol):
     async def clear(self, partition: str | None = None) -> int:
         """Remove every entry of `partition` (all its contexts), or all; return how many."""
         ...
+
+
+class Gate(Protocol):
+    """Admits the semantic part of a lookup (the model call), after the exact tier.
+
+    `admit()` runs its body as one admitted lookup, or raises a `CacheError`
+    (`LookupShed`) without running it; the gateway's is `_gateway.admission`.
+    """
+
+    def admit(self) -> AbstractAsyncContextManager[None]: ...

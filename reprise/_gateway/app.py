@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reprise._cache import Hit, Lookup
-from reprise._exceptions import CacheError, RequestError
+from reprise._exceptions import CacheError, LookupShed, RequestError
 from reprise._gateway import sse
 from reprise._gateway.asgi import (
     ClientGone,
@@ -382,11 +382,15 @@ class Gateway:
                     partition,
                     threshold=policy.score_threshold,
                     target_precision=policy.target_precision,
+                    gate=slot.gate,
                 )
         except TimeoutError:
             reason = f"lookup budget of {self.budget * 1e3:.0f} ms exceeded"
         except CacheError as exc:
             reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if isinstance(exc, LookupShed):
+                assert ex.api is not None
+                self.metrics.count(self.metrics.lookups_shed, ex.api.name)
         except Exception as exc:
             # A bug in the cache must cost a cache miss, never the request.
             logger.exception("cache lookup crashed; failing open")

@@ -17,6 +17,7 @@ from pathlib import Path
 from reprise._backends import import_from_string, make_embedder
 from reprise._cache import SemanticCache
 from reprise._exceptions import CacheError, EmbedderError, IndexMismatch
+from reprise._gateway.admission import AdmissionSettings, LookupGate
 from reprise._gateway.config import Backend, GatewayConfig
 from reprise._gateway.trace import log_event
 from reprise._protocols import Embedder
@@ -28,9 +29,16 @@ _WARM_UP_TEXT = "warm up the embedding model"
 class CacheSlot:
     """A cache that may not be open yet. `cache` is None until it is."""
 
-    def __init__(self, name: str, factory: Callable[[], Awaitable[SemanticCache]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[], Awaitable[SemanticCache]],
+        gate: LookupGate | None = None,
+    ) -> None:
         self.name = name
         self.factory = factory
+        # Admits semantic lookups to this slot's model; None admits every one.
+        self.gate = gate
         self.cache: SemanticCache | None = None
         self.error = "not opened yet"
 
@@ -106,8 +114,17 @@ def make_slots(config: GatewayConfig) -> dict[str, CacheSlot]:
                 candidates=config.cache.candidates,
             )
 
-        slots[backend.id] = CacheSlot(backend.id, factory)
+        slots[backend.id] = CacheSlot(backend.id, factory, LookupGate(_admission(config)))
     return slots
+
+
+def _admission(config: GatewayConfig) -> AdmissionSettings:
+    cache = config.cache
+    return AdmissionSettings(
+        in_flight=cache.max_lookups_in_flight,
+        queued=cache.max_lookups_queued,
+        budget_s=cache.lookup_budget_ms / 1e3,
+    )
 
 
 def _store_for(url: str, backend: Backend, *, shared: bool) -> str:

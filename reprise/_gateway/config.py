@@ -18,6 +18,9 @@ embedders and connection pools at startup from the frozen `GatewayConfig`.
     cache:
       url: ./reprise-data                      # a directory, ":memory:" or redis://host:port
       lookup-budget-ms: 250                    # a slower lookup fails open (X-Cache-Status: FAILED)
+      max-lookups-in-flight: 64                # semantic lookups embedded at once (micro-batched)
+      max-lookups-queued: 256                  # more wait; beyond that, or if it could not finish
+                                               # within the budget, a lookup fails open at once
       share-across-credentials: false          # see "Partitioning" below
     max-body-bytes: 16777216                   # larger requests get a 413
     apis:
@@ -138,19 +141,27 @@ class CacheSettings:
     which may hold a password: show it through `redact`, as `repr` does.
     A lookup slower than `lookup_budget_ms` fails open. `candidates` is how many
     nearest entries a lookup considers. See the module docstring for
-    `share_across_credentials`.
+    `share_across_credentials`. Per embeddings backend, at most
+    `max_lookups_in_flight` semantic lookups run at once (they share model calls)
+    and `max_lookups_queued` more wait; a lookup refused at admission (queue
+    full, or expected to finish past the budget) fails open at once, counted in
+    `reprise_cache_lookups_shed_total` (`reprise._gateway.admission`). Exact
+    repeats never queue.
     """
 
     url: str = field(default="./reprise-data", repr=False)
     lookup_budget_ms: float = 250.0
     share_across_credentials: bool = False
     candidates: int = 5
+    max_lookups_in_flight: int = 64
+    max_lookups_queued: int = 256
 
     def __repr__(self) -> str:
         return (
             f"CacheSettings(url={redact(self.url)!r}, lookup_budget_ms={self.lookup_budget_ms}, "
             f"share_across_credentials={self.share_across_credentials}, "
-            f"candidates={self.candidates})"
+            f"candidates={self.candidates}, max_lookups_in_flight={self.max_lookups_in_flight}, "
+            f"max_lookups_queued={self.max_lookups_queued})"
         )
 
 
@@ -388,7 +399,14 @@ class _Reader(YamlReader):
         if "cache" not in root or root["cache"] is None:
             return CacheSettings()
         m = self.mapping(root["cache"], "cache", root.lines["cache"])
-        allowed = ("url", "lookup-budget-ms", "share-across-credentials", "candidates")
+        allowed = (
+            "url",
+            "lookup-budget-ms",
+            "share-across-credentials",
+            "candidates",
+            "max-lookups-in-flight",
+            "max-lookups-queued",
+        )
         self.keys(m, "cache", allowed)
         defaults = CacheSettings()
         return CacheSettings(
@@ -398,6 +416,12 @@ class _Reader(YamlReader):
                 m, "share-across-credentials", "cache", defaults.share_across_credentials
             ),
             candidates=self.integer(m, "candidates", "cache", defaults.candidates),
+            max_lookups_in_flight=self.integer(
+                m, "max-lookups-in-flight", "cache", defaults.max_lookups_in_flight
+            ),
+            max_lookups_queued=self.integer(
+                m, "max-lookups-queued", "cache", defaults.max_lookups_queued
+            ),
         )
 
     def apis(self, root: Map, backends: Mapping[str, Backend]) -> tuple[Api, ...]:

@@ -49,6 +49,13 @@ class Metrics:
             ["api", "status"],
             registry=r,
         )
+        self.lookups_shed = Counter(
+            "reprise_cache_lookups_shed",
+            "Semantic lookups refused at admission (queue full or past the lookup budget) and "
+            "sent to the backend at once; also counted as FAILED lookups.",
+            ["api"],
+            registry=r,
+        )
         self.stores = Counter(
             "reprise_cache_stores",
             "Responses stored, by outcome: stored, skipped (not cacheable) or error.",

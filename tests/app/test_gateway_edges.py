@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -253,6 +254,42 @@ async def test_a_lookup_over_budget_fails_open(fake_upstream: FakeUpstreamServer
     assert response.status_code == 200
     assert response.headers["x-cache-status"] == "FAILED"
     assert health.json()["caches"]["local-embed"] == "open"
+
+
+async def test_overload_sheds_semantic_lookups_at_once_and_still_serves_exact_hits(
+    fake_upstream: FakeUpstreamServer,
+) -> None:
+    config = app_config_yaml(fake_upstream.url).replace(
+        "lookup-budget-ms: 5000",
+        "lookup-budget-ms: 5000, max-lookups-in-flight: 1, max-lookups-queued: 1",
+    )
+    stored = "Which rivers flow through Vienna?"
+    rewordings = [f"Which rivers flow through Vienna? (variant {i})" for i in range(12)]
+    async with running(app_from_yaml(config)) as client:
+        await post(client, chat(stored))
+        await settle()
+        trace = {"X-Reprise-Trace": "true"}
+        responses = await asyncio.gather(
+            *(post(client, chat(text), headers=trace) for text in rewordings),
+            post(client, chat(stored)),
+        )
+        metrics = (await client.get("/metrics")).text
+    *semantic, exact = responses
+    assert all(r.status_code == 200 for r in responses)
+    assert exact.headers["x-cache-status"] == "HIT"
+    shed = [
+        (text, r)
+        for text, r in zip(rewordings, semantic, strict=True)
+        if "LookupShed" in r.headers["x-reprise-trace"]
+    ]
+    # One slot and one queue place: at most two of the twelve get a lookup at all.
+    assert len(shed) >= 10
+    assert "lookup queue full" in shed[0][1].headers["x-reprise-trace"]
+    for text, r in shed:  # sent to the backend, which answered this very prompt
+        assert r.headers["x-cache-status"] == "FAILED"
+        assert fake_upstream.calls(text) == 1
+        assert text in r.json()["choices"][0]["message"]["content"]
+    assert f'reprise_cache_lookups_shed_total{{api="chat"}} {float(len(shed))}' in metrics
 
 
 # -- subscriptions

@@ -134,6 +134,8 @@ def test_all_settings() -> None:
       lookup-budget-ms: 100
       share-across-credentials: true
       candidates: 3
+      max-lookups-in-flight: 16
+      max-lookups-queued: 40
     max-body-bytes: 1000
     apis:
       - { name: a, path: /a, backend: chat }
@@ -146,7 +148,7 @@ def test_all_settings() -> None:
         "emb", "https://emb.example/v1/embeddings", model="text-embedding-3-small"
     )
     assert config.backends["model"] == Backend("model", "local", threads=2)
-    assert config.cache == CacheSettings("redis://localhost:6379", 100.0, True, 3)
+    assert config.cache == CacheSettings("redis://localhost:6379", 100.0, True, 3, 16, 40)
     assert config.max_body_bytes == 1000
 
 
@@ -302,6 +304,10 @@ def test_match_api_prefers_the_longest_prefix_on_segment_boundaries() -> None:
         (
             MINIMAL + "cache: {lookup-budget: 3}\n",
             "cache.lookup-budget: line 8: unknown key (did you mean 'lookup-budget-ms'?",
+        ),
+        (
+            MINIMAL + "cache: {max-lookups-queued: 0}\n",
+            "gw.yaml: cache.max-lookups-queued: line 8: must be a positive integer",
         ),
         (
             MINIMAL + "max-body-bytes: 0\n",

@@ -1,0 +1,133 @@
+"""Admission of semantic lookups: the pure decision, then the gate's queue on a real loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reprise._exceptions import CacheError, LookupShed
+from reprise._gateway.admission import AdmissionSettings, LookupGate, shed_reason
+
+SETTINGS = AdmissionSettings(in_flight=4, queued=8, budget_s=0.25)
+
+
+def test_a_free_slot_admits_at_once_whatever_the_estimate() -> None:
+    assert shed_reason(0, SETTINGS, service_s=10.0, running=3) is None
+
+
+def test_a_full_queue_refuses() -> None:
+    reason = shed_reason(8, SETTINGS, service_s=0.001, running=4)
+    assert reason == "lookup queue full (8 waiting)"
+
+
+def test_a_lookup_that_could_not_finish_within_the_budget_is_refused() -> None:
+    # 4 ahead with 4 slots: it starts after 2 waves of 0.1 s, and then takes 0.1 s.
+    reason = shed_reason(4, SETTINGS, service_s=0.1, running=4)
+    assert reason is not None
+    assert reason.startswith("overloaded: 4 lookups queued, expected start in 200 ms")
+
+
+def test_a_lookup_that_can_finish_in_time_waits_its_turn() -> None:
+    # 3 ahead with 4 slots: one wave of 0.1 s, then 0.1 s of its own: 0.2 s <= 0.25 s.
+    assert shed_reason(3, SETTINGS, service_s=0.1, running=4) is None
+
+
+def test_a_shed_lookup_fails_open_like_any_cache_error() -> None:
+    assert issubclass(LookupShed, CacheError)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def hold(gate: LookupGate, entered: list[int], index: int, release: asyncio.Event) -> None:
+    async with gate.admit():
+        entered.append(index)
+        await release.wait()
+
+
+async def test_lookups_beyond_the_slots_wait_and_start_in_arrival_order() -> None:
+    gate = LookupGate(AdmissionSettings(in_flight=2, queued=8, budget_s=60.0))
+    entered: list[int] = []
+    releases = [asyncio.Event() for _ in range(4)]
+    tasks = [asyncio.create_task(hold(gate, entered, i, releases[i])) for i in range(4)]
+    await asyncio.sleep(0)
+    assert entered == [0, 1]
+    assert (gate.running, gate.waiting) == (2, 2)
+    releases[1].set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert entered == [0, 1, 2]
+    for release in releases:
+        release.set()
+    await asyncio.gather(*tasks)
+    assert entered == [0, 1, 2, 3]
+    assert (gate.running, gate.waiting) == (0, 0)
+
+
+async def test_a_full_queue_refuses_at_once_without_running_the_lookup() -> None:
+    gate = LookupGate(AdmissionSettings(in_flight=1, queued=1, budget_s=60.0))
+    entered: list[int] = []
+    release = asyncio.Event()
+    first = asyncio.create_task(hold(gate, entered, 0, release))
+    second = asyncio.create_task(hold(gate, entered, 1, release))
+    await asyncio.sleep(0)
+    with pytest.raises(LookupShed, match="queue full"):
+        await hold(gate, entered, 2, release)
+    release.set()
+    await asyncio.gather(first, second)
+    assert entered == [0, 1]
+
+
+async def test_the_estimate_comes_from_how_long_lookups_took() -> None:
+    clock = FakeClock()
+    gate = LookupGate(AdmissionSettings(in_flight=1, queued=8, budget_s=0.25), clock=clock)
+    async with gate.admit():
+        clock.now += 0.2  # a lookup that took 200 ms
+    assert gate.service.seconds == pytest.approx(0.2)
+    release = asyncio.Event()
+    running = asyncio.create_task(hold(gate, [], 0, release))
+    await asyncio.sleep(0)
+    # Behind a 200 ms lookup, 200 ms more of its own cannot fit in 250 ms: refused now.
+    with pytest.raises(LookupShed, match="overloaded: 0 lookups queued"):
+        await hold(gate, [], 1, release)
+    release.set()
+    await running
+
+
+async def test_a_lookup_still_queued_at_its_start_deadline_is_refused() -> None:
+    gate = LookupGate(AdmissionSettings(in_flight=1, queued=8, budget_s=0.02))
+    release = asyncio.Event()
+    running = asyncio.create_task(hold(gate, [], 0, release))
+    await asyncio.sleep(0)
+    with pytest.raises(LookupShed, match="still queued"):
+        await hold(gate, [], 1, release)
+    assert gate.waiting == 0
+    release.set()
+    await running
+    assert gate.running == 0
+
+
+async def test_a_caller_giving_up_in_the_queue_leaves_no_slot_taken() -> None:
+    gate = LookupGate(AdmissionSettings(in_flight=1, queued=8, budget_s=60.0))
+    release = asyncio.Event()
+    running = asyncio.create_task(hold(gate, [], 0, release))
+    await asyncio.sleep(0)
+    queued = asyncio.create_task(hold(gate, [], 1, release))
+    await asyncio.sleep(0)
+    assert gate.waiting == 1
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    release.set()
+    await running
+    assert (gate.running, gate.waiting) == (0, 0)
+    entered: list[int] = []
+    async with gate.admit():
+        entered.append(1)
+    assert entered == [1]
