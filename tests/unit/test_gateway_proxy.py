@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from yarl import URL
 
 from reprise._gateway.errors import rate_limited
-from reprise._gateway.proxy import upstream_headers, upstream_url
+from reprise._gateway.proxy import EnvProxies, upstream_headers, upstream_url
 from reprise._gateway.ratelimit import MemoryRateLimiter
 
 
@@ -113,3 +114,16 @@ def test_which_requests_go_through_the_cache(method: str, suffix: str, expected:
     from reprise._gateway.app import _endpoint
 
     assert _endpoint(method, suffix) == expected
+
+
+def test_backends_reach_the_environments_proxy_read_once_per_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    proxies = EnvProxies()
+    proxy, _ = proxies(URL("https://example.openai.azure.com/openai/deployments"))
+    assert proxy == URL("http://egress.internal:3128")
+    assert proxies(URL("http://127.0.0.1:9000/v1")) == (None, None)
+    monkeypatch.setenv("HTTPS_PROXY", "http://other:3128")  # read once: not seen any more
+    assert proxies(URL("https://example.openai.azure.com/other"))[0] == proxy
