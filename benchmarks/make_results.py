@@ -1,6 +1,9 @@
 """Assemble benchmarks/RESULTS.md from the outputs of one `benchmarks/run_all.sh` run.
 
-.venv/bin/python benchmarks/make_results.py benchmarks/results benchmarks/RESULTS.md
+.venv/bin/python benchmarks/make_results.py benchmarks/results benchmarks/RESULTS.md \
+    [benchmarks/gateway.md]
+
+With a third argument, the speed tables also replace the marked section of that file.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 from reprise._bench import report
 
 QUALITY_SETS = (
-    ("quality-qqp_dev", "QQP dev (23,735 pairs)"),
+    ("quality-qqp_dev", "QQP dev"),
     ("quality-SICK_train", "SICK train (CONTRADICTION/NEUTRAL = different)"),
     ("quality-msr_paraphrase_train", "MRPC train"),
     ("quality-sts-train", "STS-B train (score >= 4 same, <= 2 different)"),
@@ -71,6 +74,8 @@ def quality_summary(results: Path) -> list[str]:
         result = load(results / f"{stem}.json")
         if result is None:
             continue
+        pairs = result.get("data", {}).get("pairs")
+        label = f"{title}, {pairs:,} pairs" if pairs else title
         for name, config in result["configurations"].items():
             best = config["overall"]["best_recall"]
             cells = [
@@ -86,7 +91,7 @@ def quality_summary(results: Path) -> list[str]:
                 )
                 for t in SUMMARY_THRESHOLDS
             ]
-            rows.append([title, name, *cells, *fh])
+            rows.append([label, name, *cells, *fh])
     lines += [report.table(header, rows), ""]
     qqp = results / "quality-qqp_dev.md"
     if qqp.is_file():
@@ -100,49 +105,43 @@ def _best(best: dict[str, float] | None) -> str:
 
 
 def speed_section(results: Path) -> list[str]:
-    lines = []
-    for stem in ("speed-embedded", "speed-redis"):
-        path = results / f"{stem}.md"
-        if path.is_file():
-            lines += [path.read_text("utf-8").replace("## ", "### "), ""]
-    if lines:
-        lines = [
-            "## Gateway speed (reprise bench speed)",
-            "",
-            "`gateway said` counts the X-Cache-Status of the responses; `upstream calls` "
-            "what reached the fake upstream, so hit rows are known to be hits.",
-            "",
-            *lines,
-        ]
-    return lines
+    path = results / "speed.md"
+    if not path.is_file():
+        return []
+    return [
+        "## Gateway speed (reprise bench speed)",
+        "",
+        "Ratios to the floors measured in the same run (the issue's targets), then every "
+        "cell: `slow` counts requests over 3x their cell's p50, `upstream` what reached the "
+        "fake upstream (so hit rows are known to be hits), `cache` the X-Cache-Status of "
+        "the responses. Semantic-hit latencies are over the requests answered as semantic "
+        "hits. Analysis and profiles: `gateway.md`.",
+        "",
+        path.read_text("utf-8").strip(),
+        "",
+    ]
 
 
 def peers_section(results: Path) -> list[str]:
     peers = load(results / "peers.json")
     if peers is None:
         return []
-    reprise_speed = load(results / "speed-embedded.json")
-    systems: dict[str, Any] = {}
-    if reprise_speed is not None:
-        systems["Reprise (embedded)"] = {"speed": reprise_speed, "version": "reprise"}
-    reprise_redis = load(results / "speed-redis.json")
-    if reprise_redis is not None:
-        systems["Reprise (Redis)"] = {"speed": reprise_redis, "version": "reprise"}
-    systems |= peers["systems"]
+    systems = _systems(results, peers)
     lines = [
         "## Side by side: Reprise, LiteLLM, GPTCache",
         "",
         f"Same machine, same run: one fake upstream ({peers['latency_s']} s per answer) for "
         "everyone, the same all-MiniLM-L6-v2 (Reprise in process; LiteLLM and GPTCache "
         "through an OpenAI-compatible /v1/embeddings endpoint serving that model, as they "
-        "need one), the same prompts, LiteLLM's redis-semantic cache on the same Valkey + "
-        "RediSearch. Speed runs at cosine distance 0.03 for every system (LiteLLM "
-        "similarity 0.97, GPTCache 0.985) so that rewordings hit and distinct prompts miss.",
+        "need one), the same prompts and load driver, LiteLLM's redis-semantic cache on a "
+        "Valkey + RediSearch. Speed runs at cosine distance 0.03 for every system (LiteLLM "
+        "similarity 0.97, GPTCache 0.985) so that rewordings hit and distinct prompts miss. "
+        f"Load average when the peers ran: {peers.get('load_average', '-')}.",
         "",
         "Versions: " + ", ".join(f"{name}: {v['version']}" for name, v in peers["systems"].items()),
         "",
     ]
-    lines += _peer_speed(systems), ""
+    lines += peer_speed(systems), ""
     lines += _peer_quality(results, peers), ""
     lines += [
         "Threshold scales, all converted to cosine distance d (lower is stricter):",
@@ -160,37 +159,48 @@ def peers_section(results: Path) -> list[str]:
     return lines
 
 
-def _peer_speed(systems: dict[str, Any]) -> str:
+def _systems(results: Path, peers: dict[str, Any]) -> dict[str, Any]:
+    systems: dict[str, Any] = {}
+    ours = load(results / "speed.json")
+    for store, cells in (ours or {}).get("stores", {}).items():
+        systems[f"Reprise, {store}"] = {"speed": cells}
+    return systems | peers["systems"]
+
+
+def peer_speed(systems: dict[str, Any]) -> str:
+    """The issue's table: one row per system, each column lower (or higher) is better."""
     header = [
         "system",
-        "workload",
-        "c",
-        "p50 ms",
-        "p99 ms",
-        "req/s",
-        "upstream calls",
-        "p50 vs direct",
+        "exact hit p50 / p99 ms",
+        "semantic hit p50 / p99 ms",
+        "miss overhead p50 ms",
+        "slow outliers (exact, semantic, miss)",
+        "top-c semantic hits/s",
+        "top-c misses/s",
+        "top-c FAILED",
     ]
     rows = []
     for name, data in systems.items():
-        speed = data.get("speed")
-        if not speed:
+        w = (data.get("speed") or {}).get("workloads")
+        if not w:
             continue
-        for workload in ("miss", "exact", "semantic"):
-            for level, cell in speed["workloads"][workload].items():
-                direct = speed["workloads"]["direct"][level]["p50_ms"]
-                rows.append(
-                    [
-                        name,
-                        workload,
-                        level,
-                        report.num(cell["p50_ms"], 1),
-                        report.num(cell["p99_ms"], 1),
-                        report.num(cell["rps"], 1),
-                        f"{cell['upstream_calls']}/{cell['requests']}",
-                        f"{cell['p50_ms'] / direct:.2f}x",
-                    ]
-                )
+        levels = sorted(w["semantic"], key=int)
+        one, top = levels[0], levels[-1]
+        overhead = w["miss"][one]["p50_ms"] - w["direct"][one]["p50_ms"]
+        failed = sum(w[k][top]["cache"].get("failed", 0) for k in w)
+        slow = ", ".join(str(w[k][one].get("slow", "-")) for k in ("exact", "semantic", "miss"))
+        rows.append(
+            [
+                name,
+                f"{w['exact'][one]['p50_ms']:.2f} / {w['exact'][one]['p99_ms']:.2f}",
+                f"{w['semantic'][one]['p50_ms']:.2f} / {w['semantic'][one]['p99_ms']:.2f}",
+                f"+{overhead:.2f}",
+                slow,
+                f"{w['semantic'][top].get('hits_per_s', float('nan')):.0f} (c={top})",
+                f"{w['miss'][top]['rps']:.0f}",
+                str(failed),
+            ]
+        )
     return report.table(header, rows)
 
 
@@ -268,7 +278,36 @@ def main() -> int:
     lines += peers_section(results)
     target.write_text("\n".join(lines).rstrip() + "\n", "utf-8")
     print(f"wrote {target}", file=sys.stderr)
+    if len(sys.argv) > 3:  # the speed tables into gateway.md too, between its markers
+        fill_markers(Path(sys.argv[3]), [*speed_section(results)[2:], *peers_speed(results)])
     return 0
+
+
+def peers_speed(results: Path) -> list[str]:
+    peers = load(results / "peers.json")
+    if peers is None:
+        return []
+    table = peer_speed(_systems(results, peers))
+    return ["Side by side with the peers (setup in RESULTS.md):", "", table, ""]
+
+
+BEGIN, END = "<!-- run_all.sh: speed tables -->", "<!-- end of speed tables -->"
+
+
+def fill_markers(path: Path, lines: list[str]) -> None:
+    """Replace what lies between `BEGIN` and `END` in `path` with `lines`."""
+    text = path.read_text("utf-8")
+    head, found, rest = text.partition(BEGIN)
+    _, found_end, tail = rest.partition(END)
+    if not (found and found_end):
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} section to fill")
+    body = "\n".join(["", f"Produced by `benchmarks/run_all.sh` on {_now()}.", "", *lines])
+    path.write_text(head + BEGIN + body.rstrip() + "\n" + END + tail, "utf-8")
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Reprise, LiteLLM and GPTCache side by side: same upstream, same model, same prompts.
 
     .venv/bin/python benchmarks/peers/run_peers.py --out benchmarks/results \
-        --pairs ../shared/data/qqp_dev.jsonl --pairs-limit 2000
+        --pairs ../shared/data/qqp_dev.jsonl --pairs-limit 200
 
 Shared by every system: the fake upstream (`reprise.testing`, its own
 process), all-MiniLM-L6-v2 (in process for Reprise; for the peers, the same model
@@ -10,7 +10,8 @@ one Valkey with RediSearch (LiteLLM's redis-semantic cache). Each peer runs from
 its own virtualenv (`benchmarks/peers/setup.sh`).
 
 Speed: `reprise._bench.speed.measure`, the driver `reprise bench speed` uses, at
-cosine distance 0.03 for everyone (rewordings hit, distinct prompts miss).
+cosine distance 0.03 for everyone (rewordings hit, distinct prompts miss), the
+same levels, requests and upstream latency.
 Quality: per pair, an empty cache, `text_a` sent (a miss, stored), then `text_b`;
 a hit is an answer naming `text_a`. Reprise's quality comes from `reprise bench
 quality` on the same sample of pairs (same selection function and seed).
@@ -238,11 +239,11 @@ def run_peer(
     """Speed at the common distance, then quality at each distance, one server per setting."""
     out: dict[str, Any] = {"quality": []}
     progress = not args.no_progress
-    settings = [SPEED_DISTANCE, *distances] if args.requests else distances
+    settings = [SPEED_DISTANCE, *distances] if args.speed else distances
     for distance in dict.fromkeys(settings):
         started = time.monotonic()
         # Speed against the slow upstream; quality against the instant one.
-        is_speed = distance == SPEED_DISTANCE and bool(args.requests)
+        is_speed = distance == SPEED_DISTANCE and args.speed
         with stack_factory(scale(distance), upstream_url if is_speed else fast_url) as server:
             system = make_system(server)
             out["version"] = system.version
@@ -252,15 +253,9 @@ def run_peer(
                 file=sys.stderr,
             )
             if is_speed:
-                out["speed"] = asyncio.run(
-                    speed.measure(
-                        system.target(),
-                        upstream_url,
-                        args.concurrency or [1, 8, 32],
-                        args.requests,
-                        progress,
-                    )
-                )
+                plan = speed.levels(args.concurrency, args.requests)
+                name = None if args.no_progress else system.name
+                out["speed"] = asyncio.run(speed.measure(system.target(), upstream_url, plan, name))
                 out["speed"]["distance"] = distance
             if distance in distances:
                 began = time.monotonic()
@@ -279,11 +274,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--pairs", required=True, help="QQP-style JSONL")
-    parser.add_argument("--pairs-limit", type=int, default=2000)
+    parser.add_argument("--pairs-limit", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--requests", type=int, default=100, help="per speed cell (0: skip)")
+    parser.add_argument(
+        "--requests", type=int, action="append", default=[], help="as `reprise bench speed`"
+    )
     parser.add_argument("--concurrency", type=int, action="append", default=[])
-    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--no-speed", dest="speed", action="store_false", help="quality only")
+    parser.add_argument(
+        "--no-quality", dest="quality", action="store_false", help="speed only (no pairs)"
+    )
     parser.add_argument("--peer", action="append", choices=["litellm", "gptcache"], default=[])
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
@@ -301,6 +302,7 @@ def main() -> int:
         },
         "latency_s": args.latency,
         "machine": report.machine(),
+        "load_average": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         "systems": {},
     }
     with ExitStack() as stack:
@@ -316,7 +318,7 @@ def main() -> int:
                     lambda s, up: LiteLLM(work, up, embeddings.url, valkey.port, s),
                     lambda server: litellm_system(server, valkey.port),
                     litellm_similarity,
-                    [0.1, 0.2],
+                    [0.1] if args.quality else [],
                     pairs,
                     args,
                     upstream.url,
@@ -327,7 +329,7 @@ def main() -> int:
                     lambda s, up: gptcache(work, up, embeddings.url, s),
                     gptcache_system,
                     gptcache_similarity,
-                    [0.1, 0.4],
+                    [0.1] if args.quality else [],
                     pairs,
                     args,
                     upstream.url,

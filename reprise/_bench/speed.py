@@ -1,17 +1,20 @@
-"""`reprise bench speed`: what a hit costs and what the gateway adds to a miss.
+"""`reprise bench speed`: what a hit costs and what the gateway adds to a miss, against floors.
 
-Starts a fake upstream (`--latency` seconds per completion) and `reprise serve`
-in front of it (embedded store by default, Redis with `--redis URL` or
-`--redis-managed`), then drives each workload with an async HTTP client at
-concurrency 1, 8 and 32:
+Starts two fake upstreams (one answering after `--latency` seconds, one at once)
+and `reprise serve` in front of the slow one, per store (`--store embedded`,
+`--store redis-managed` starts a Valkey with RediSearch, or `--store redis://...`),
+then at each concurrency level (default 1 and 32):
 
-    direct     fresh prompts straight to the upstream (what a miss must cost at least)
-    miss       fresh prompts through the gateway (lookup, forward, store)
+    direct     fresh prompts straight to the slow upstream (what a miss costs at least)
+    miss       fresh prompts through the gateway (exact tier, embed, search, forward, store)
     exact      the miss phase's prompts again (exact tier, no embedding)
-    semantic   rewordings of those prompts (embed, search, verify)
+    semantic   rewordings of those prompts (embed, search, verify), traced
 
-Each reports p50 / p90 / p99 latency, requests per second, and the share of
-responses the gateway marked as hits (so a "hit" figure is known to be one).
+The floors are measured in the same run: the bare model call (one new text
+through `LocalEmbedder` in this process, and its batch throughput) and the bare
+HTTP round trip (the same client against the instant upstream). Ratios to them
+are the figures that survive a busy machine (`ratios`). Every cell reports p50,
+p99 and the count of slow outliers (over 3x the cell's p50).
 """
 
 from __future__ import annotations
@@ -19,26 +22,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-from tqdm import tqdm
-
 from reprise._bench import report
+from reprise._bench.load import Outcome, chat_body, drive
 from reprise._bench.stats import percentiles
 from reprise.testing import FakeUpstreamServer, GatewayServer, ValkeyServer
 
 WORKLOADS = ("direct", "miss", "exact", "semantic")
 API = "bench"
 MODEL = "gpt-4o-mini"
+SLOW = 3.0  # a request over this many times its cell's p50 is a slow outlier
 
 _VERBS = ("learn", "explain", "improve", "debug", "compare", "choose", "install", "test")
 _TOPICS = (
@@ -86,15 +90,21 @@ def prompts(tag: str, count: int) -> tuple[list[str], list[str]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--requests", type=int, default=200, help="requests per phase and level")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        action="append",
+        default=[],
+        help="requests per phase, one per --concurrency level (default: 200, then 12x c)",
+    )
     parser.add_argument(
         "--concurrency",
         type=int,
         action="append",
         default=[],
-        help="concurrency level(s) (default: 1, 8, 32)",
+        help="concurrency level(s) (default: 1 and 32)",
     )
-    parser.add_argument("--latency", type=float, default=0.2, help="upstream seconds per answer")
+    parser.add_argument("--latency", type=float, default=0.05, help="upstream seconds per answer")
     parser.add_argument(
         "--threshold",
         type=float,
@@ -102,57 +112,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score-threshold of the generated policy (cosine distance); the rewordings are "
         "within 0.007 of their prompts, distinct prompts at least 0.04 apart",
     )
-    store = parser.add_mutually_exclusive_group()
-    store.add_argument("--redis", default=None, metavar="URL", help="use this Redis as the cache")
-    store.add_argument(
-        "--redis-managed",
-        action="store_true",
-        help="start a Valkey with RediSearch as the cache (needs the dev wheels: reprise[dev])",
-    )
     parser.add_argument(
-        "--gateway-url",
-        default=None,
-        help="measure a running gateway instead (its API under /bench)",
+        "--store",
+        action="append",
+        default=[],
+        help="embedded, redis-managed (a Valkey with RediSearch from the dev wheels) or a "
+        "redis:// URL; repeat to measure several in one run (default: embedded)",
     )
+    parser.add_argument("--threads", type=int, default=None, help="local model threads")
+    parser.add_argument("--floor-samples", type=int, default=200, help="bare calls per floor")
     parser.add_argument("--out", default="bench-results", help="directory for speed.json / .md")
     parser.add_argument("--name", default="speed", help="file name stem of the outputs")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no line per phase on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    levels = args.concurrency or [1, 8, 32]
+    plan = levels(args.concurrency, args.requests)
+    result: dict[str, Any] = {
+        "load_average_start": _load(),
+        "machine": report.machine(),
+        "setup": {
+            "upstream_latency_s": args.latency,
+            "threshold": args.threshold,
+            "levels": {str(c): n for c, n in plan},
+            "threads": args.threads,
+        },
+        "floors": floors(args.threads, args.floor_samples),
+        "stores": {},
+    }
     with tempfile.TemporaryDirectory(prefix="reprise-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
-        upstream = stack.enter_context(FakeUpstreamServer(work, args.latency))
-        store = "redis (given URL)" if args.redis else "embedded (SQLite + in-memory index)"
-        if args.gateway_url:
-            gateway_url, store = args.gateway_url.rstrip("/"), "external gateway"
-        else:
-            cache_url = args.redis or str(work / "data")
-            if args.redis_managed:
-                cache_url = stack.enter_context(ValkeyServer(log_dir=work)).url
-                store = "redis (managed Valkey + RediSearch)"
-            config = write_config(work, upstream.url, cache_url, args.threshold)
-            gateway = GatewayServer(config, work, args=["--log-level", "warning"])
-            gateway_url = stack.enter_context(gateway).url
-        result = asyncio.run(
-            measure(
-                gateway_target(gateway_url),
-                upstream.url,
-                levels,
-                args.requests,
-                not args.no_progress,
-            )
-        )
-    result["setup"] = {
-        "store": store,
-        "upstream_latency_s": args.latency,
-        "threshold": args.threshold,
-        "requests": args.requests,
-    }
-    result["machine"] = report.machine()
+        slow = stack.enter_context(FakeUpstreamServer(work, args.latency))
+        fast = FakeUpstreamServer(work, 0.0)
+        fast.name, fast.log_path = "upstream-fast", work / "upstream-fast.log"
+        stack.enter_context(fast)
+        result["floors"]["round_trip"] = asyncio.run(round_trip_floor(fast.url, args))
+        for store in args.store or ["embedded"]:
+            with gateway_for(work, store, slow.url, args) as (name, url):
+                progress = None if args.no_progress else name
+                cells = asyncio.run(measure(gateway_target(url), slow.url, plan, progress))
+            result["stores"][name] = cells | {"ratios": ratios(cells, result["floors"])}
+    result["load_average_end"] = _load()
     markdown = render(result)
     print(markdown)
     (out / f"{args.name}.json").write_text(json.dumps(result, indent=1), "utf-8")
@@ -161,7 +163,38 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_config(work: Path, upstream_url: str, cache_url: str, threshold: float) -> Path:
+def levels(concurrency: Sequence[int], requests: Sequence[int]) -> list[tuple[int, int]]:
+    """(concurrency, requests per phase) for each level; enough requests to see a p99."""
+    chosen = list(concurrency) or [1, 32]
+    if requests and len(requests) not in (1, len(chosen)):
+        raise SystemExit("give one --requests, or one per --concurrency level")
+    counts = list(requests) * (len(chosen) if len(requests) == 1 else 1)
+    if not counts:
+        counts = [200 if c == 1 else 12 * c for c in chosen]
+    return list(zip(chosen, counts, strict=True))
+
+
+@contextmanager
+def gateway_for(
+    work: Path, store: str, upstream_url: str, args: argparse.Namespace
+) -> Iterator[tuple[str, str]]:
+    """A gateway on `store`: its display name and URL."""
+    with ExitStack() as stack:
+        if store == "embedded":
+            name, cache_url = "embedded", str(work / f"data-{time.monotonic_ns()}")
+        elif store == "redis-managed":
+            name, cache_url = "Redis", stack.enter_context(ValkeyServer(log_dir=work)).url
+        else:
+            name, cache_url = "Redis (given URL)", store
+        config = write_config(work, upstream_url, cache_url, args.threshold, args.threads)
+        gateway = GatewayServer(config, work, args=["--log-level", "warning"])
+        yield name, stack.enter_context(gateway).url
+
+
+def write_config(
+    work: Path, upstream_url: str, cache_url: str, threshold: float, threads: int | None
+) -> Path:
+    """The gateway under test, on the default lookup budget: a FAILED lookup counts."""
     policy = f"""<policies>
   <inbound>
     <base />
@@ -172,72 +205,15 @@ def write_config(work: Path, upstream_url: str, cache_url: str, threshold: float
     <base />
   </outbound>
 </policies>"""
+    local: dict[str, Any] = {"url": "local"} | ({"threads": threads} if threads else {})
     config = {
-        "backends": {"upstream": {"url": upstream_url + "/v1"}, "embeddings": {"url": "local"}},
-        # A lookup slower than the budget fails open; on a busy benchmark machine
-        # that would measure the fallback instead of the lookup. FAILED is reported.
-        "cache": {"url": cache_url, "lookup-budget-ms": 5000},
+        "backends": {"upstream": {"url": upstream_url + "/v1"}, "embeddings": local},
+        "cache": {"url": cache_url},
         "apis": [{"name": API, "path": f"/{API}", "backend": "upstream", "policies": policy}],
     }
     path = work / "gateway.yaml"
     path.write_text(json.dumps(config, indent=1), "utf-8")  # JSON is YAML
     return path
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    seconds: float
-    status: int
-    cache: str  # "exact", "semantic", "miss" or "" (no header)
-
-
-def classify(response: httpx.Response) -> str:
-    status = str(response.headers.get("x-cache-status", ""))
-    if status != "HIT":
-        return status.lower()
-    return "exact" if float(response.headers.get("x-cache-score", "1")) == 0.0 else "semantic"
-
-
-async def drive(
-    client: httpx.AsyncClient,
-    url: str,
-    texts: Sequence[str],
-    concurrency: int,
-    tick: Callable[[], None],
-    headers: dict[str, str],
-) -> tuple[list[Outcome], float]:
-    """POST one chat completion per text, `concurrency` at a time; outcomes and wall time."""
-    queue = list(reversed(texts))
-    outcomes: list[Outcome] = []
-
-    async def worker() -> None:
-        while queue:
-            text = queue.pop()
-            body = {"model": MODEL, "messages": [{"role": "user", "content": text}]}
-            t0 = time.perf_counter()
-            response = await client.post(url, json=body, headers=headers)
-            await response.aread()
-            outcomes.append(
-                Outcome(time.perf_counter() - t0, response.status_code, classify(response))
-            )
-            tick()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return outcomes, time.perf_counter() - start
-
-
-def summarise(outcomes: Sequence[Outcome], wall: float) -> dict[str, Any]:
-    p50, p90, p99 = percentiles([o.seconds * 1e3 for o in outcomes])
-    return {
-        "requests": len(outcomes),
-        "errors": sum(o.status != 200 for o in outcomes),
-        "p50_ms": p50,
-        "p90_ms": p90,
-        "p99_ms": p99,
-        "rps": len(outcomes) / wall if wall > 0 else float("nan"),
-        "cache": dict(Counter(o.cache for o in outcomes)),
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,107 +232,255 @@ class Target:
 
 def gateway_target(gateway_url: str) -> Target:
     # A credential per level: the gateway partitions by it, so a level never
-    # hits what another stored.
-    return Target(f"{gateway_url}/{API}/chat/completions", lambda c: {"api-key": f"bench-c{c}"})
+    # hits what another stored. The trace splits a semantic hit into its steps.
+    return Target(
+        f"{gateway_url}/{API}/chat/completions",
+        lambda c: {"api-key": f"bench-c{c}", "X-Reprise-Trace": "true"},
+    )
 
 
 async def measure(
-    target: Target, upstream_url: str, levels: Sequence[int], requests: int, progress: bool
+    target: Target,
+    upstream_url: str,
+    plan: Sequence[tuple[int, int]],
+    progress: str | None = None,
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=max(levels) + 4, max_keepalive_connections=max(levels))
+    """Every workload at every level: {"workloads": {workload: {level: cell}}, "trace": ...}.
+
+    With `progress` (a name), each phase's outcome is a line on stderr.
+    """
     direct = upstream_url + "/v1/chat/completions"
     results: dict[str, dict[str, Any]] = {w: {} for w in WORKLOADS}
-    total = len(levels) * len(WORKLOADS) * requests
-    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
-        await _warm_up(client, target)
-        with tqdm(total=total, desc="requests", disable=not progress) as bar:
-            for level in levels:
-                if target.clear is not None:
-                    await target.clear()
-                originals, rewordings = prompts(f"c{level}", requests)
-                fresh, _ = prompts(f"direct-c{level}", requests)
-                phases = {
-                    "direct": (direct, fresh),
-                    "miss": (target.chat_url, originals),
-                    "exact": (target.chat_url, originals),
-                    "semantic": (target.chat_url, rewordings),
-                }
-                for workload, (url, texts) in phases.items():
-                    before = await upstream_calls(client, upstream_url)
-                    outcomes, wall = await drive(
-                        client, url, texts, level, lambda: bar.update(1), target.headers(level)
-                    )
-                    cell = summarise(outcomes, wall)
-                    cell["upstream_calls"] = await upstream_calls(client, upstream_url) - before
-                    results[workload][str(level)] = cell
-                    await asyncio.sleep(0.5)  # let the last misses' stores land
-    return {"workloads": results, "levels": list(levels)}
+    traces: dict[str, Any] = {}
+    await _warm_up(target)
+    for level, requests in plan:
+        if target.clear is not None:
+            await target.clear()
+        originals, rewordings = prompts(f"c{level}", requests)
+        fresh, _ = prompts(f"direct-c{level}", requests)
+        phases = {
+            "direct": (direct, fresh, {}),
+            "miss": (target.chat_url, originals, target.headers(level)),
+            "exact": (target.chat_url, originals, target.headers(level)),
+            "semantic": (target.chat_url, rewordings, target.headers(level)),
+        }
+        for workload, (url, texts, headers) in phases.items():
+            before = await upstream_calls(upstream_url)
+            bodies = [chat_body(MODEL, t) for t in texts]
+            outcomes, wall = await drive(url, bodies, level, headers)
+            cell = summarise(outcomes, wall, only="semantic" if workload == "semantic" else None)
+            cell["upstream_calls"] = await upstream_calls(upstream_url) - before
+            results[workload][str(level)] = cell
+            if progress is not None:
+                print(
+                    f"{progress} {workload} c={level}: p50 {cell['p50_ms']:.2f} ms, "
+                    f"{cell['cache']}",
+                    file=sys.stderr,
+                )
+            if workload == "semantic":
+                traces[str(level)] = trace_steps(outcomes)
+            await asyncio.sleep(0.5)  # let the last misses' stores land
+    return {"workloads": results, "trace": traces}
 
 
-async def upstream_calls(client: httpx.AsyncClient, upstream_url: str) -> int:
+def summarise(outcomes: Sequence[Outcome], wall: float, only: str | None = None) -> dict[str, Any]:
+    """Latency of the requests the cache answered as `only` (all if None), and the counts."""
+    timed = [o.seconds * 1e3 for o in outcomes if only is None or o.cache == only]
+    p50, p90, p99 = percentiles(timed)
+    return {
+        "requests": len(outcomes),
+        "timed": len(timed),
+        "errors": sum(o.status != 200 for o in outcomes),
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "max_ms": max(timed, default=float("nan")),
+        "slow": sum(ms > SLOW * p50 for ms in timed),
+        "rps": len(outcomes) / wall if wall > 0 else float("nan"),
+        "hits_per_s": sum(o.cache in ("exact", "semantic") for o in outcomes) / wall,
+        "cache": dict(Counter(o.cache for o in outcomes)),
+    }
+
+
+def trace_steps(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
+    """Median, p99 and max of the lookup's steps (ms) over the semantic hits' traces."""
+    steps: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "verify_ms": []}
+    for o in outcomes:
+        if o.cache != "semantic" or not o.trace:
+            continue
+        for step in json.loads(o.trace):
+            if step.get("step") == "lookup":
+                for key, values in steps.items():
+                    values.append(float(step[key]))
+    return {
+        key: {"p50": statistics.median(v), "p99": percentiles(v, (99,))[0], "max": max(v)}
+        for key, v in steps.items()
+        if v
+    }
+
+
+async def upstream_calls(upstream_url: str) -> int:
     """Completions the fake upstream has served: a request that did not add one was a hit."""
-    response = await client.get(upstream_url + "/_control/stats")
-    return int(response.json()["total"])
+    reader, writer = await asyncio.open_connection(*_host_port(upstream_url))
+    writer.write(b"GET /_control/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return int(json.loads(data.split(b"\r\n\r\n", 1)[1])["total"])
 
 
-async def _warm_up(client: httpx.AsyncClient, target: Target) -> None:
+async def _warm_up(target: Target) -> None:
     """The first requests open the model and the store; they are not measured."""
-    for i in range(3):
-        body = {"model": MODEL, "messages": [{"role": "user", "content": f"warm-up {i}"}]}
-        for _ in range(2):
-            response = await client.post(target.chat_url, json=body, headers=target.headers(0))
-            response.raise_for_status()
+    bodies = [chat_body(MODEL, f"warm-up question number {i}") for i in range(8)]
+    for _ in range(2):
+        outcomes, _ = await drive(target.chat_url, bodies, 4, target.headers(0))
+        if any(o.status != 200 for o in outcomes):
+            raise RuntimeError(f"warm-up failed: {[o.status for o in outcomes]}")
+
+
+def floors(threads: int | None, samples: int) -> dict[str, Any]:
+    """The bare model call: one new text at a time (p50, p99), and texts/s in batches of 32."""
+    from reprise._embedders.local import LocalEmbedder
+
+    async def go() -> dict[str, Any]:
+        embedder = LocalEmbedder(threads=threads)
+        try:
+            await embedder.embed(["warm up the model"])
+            single = []
+            texts, _ = prompts("floor", samples)
+            for text in texts:
+                start = time.perf_counter()
+                await embedder.embed([text])
+                single.append((time.perf_counter() - start) * 1e3)
+            batch, _ = prompts("batch", 32 * 8)
+            start = time.perf_counter()
+            for i in range(0, len(batch), 32):
+                await embedder.embed(batch[i : i + 32])
+            rate = len(batch) / (time.perf_counter() - start)
+        finally:
+            await embedder.aclose()
+        p50, p99 = percentiles(single, (50, 99))
+        return {"model_p50_ms": p50, "model_p99_ms": p99, "model_batch_texts_per_s": rate}
+
+    return asyncio.run(go())
+
+
+async def round_trip_floor(url: str, args: argparse.Namespace) -> dict[str, float]:
+    """The bare HTTP round trip: the same client against the upstream that answers at once."""
+    texts, _ = prompts("round-trip", args.floor_samples)
+    bodies = [chat_body(MODEL, t) for t in texts]
+    await drive(url + "/v1/chat/completions", bodies[:20], 1, {})
+    outcomes, _ = await drive(url + "/v1/chat/completions", bodies, 1, {})
+    p50, p99 = percentiles([o.seconds * 1e3 for o in outcomes], (50, 99))
+    return {"p50_ms": p50, "p99_ms": p99}
+
+
+def ratios(cells: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets, each as a ratio to the floors measured in this run."""
+    w = cells["workloads"]
+    model, trip = floor["model_p50_ms"], floor["round_trip"]["p50_ms"]
+    one, top = (str(x) for x in (min(map(int, w["semantic"])), max(map(int, w["semantic"]))))
+    semantic, exact = w["semantic"][one], w["exact"][one]
+    miss_overhead = w["miss"][one]["p50_ms"] - w["direct"][one]["p50_ms"]
+    return {
+        "semantic_non_model_vs_model": (semantic["p50_ms"] - model) / model,
+        "semantic_p99_vs_p50": semantic["p99_ms"] / semantic["p50_ms"],
+        "exact_vs_round_trip": exact["p50_ms"] / trip,
+        "miss_overhead_vs_model": miss_overhead / model,
+        "semantic_rps_vs_batch": w["semantic"][top]["hits_per_s"]
+        / floor["model_batch_texts_per_s"],
+        "failed_at_top": sum(w[k][top]["cache"].get("failed", 0) for k in w),
+        "levels": [int(one), int(top)],
+    }
+
+
+TARGETS = {
+    "semantic_non_model_vs_model": ("semantic hit: non-model cost / bare model call, p50", 0.5),
+    "semantic_p99_vs_p50": ("semantic hit: p99 / p50", 3.0),
+    "exact_vs_round_trip": ("exact hit p50 / bare round trip p50", 1.5),
+    "miss_overhead_vs_model": ("miss overhead p50 / bare model call p50", 1.5),
+}
 
 
 def render(result: dict[str, Any]) -> str:
-    setup, info = result["setup"], result["machine"]
+    setup, floor = result["setup"], result["floors"]
     lines = [
-        f"## Gateway speed ({setup['store']}, upstream latency {setup['upstream_latency_s']} s, "
-        f"threshold {setup['threshold']}, {setup['requests']} requests per cell)",
+        f"Upstream latency {setup['upstream_latency_s']} s, score-threshold "
+        f"{setup['threshold']}, requests per phase {setup['levels']}, lookup budget 250 ms "
+        f"(the default). Load average {result['load_average_start']} at the start, "
+        f"{result.get('load_average_end', '-')} at the end.",
         "",
-        f"Machine: {report.machine_line(info)}",
+        f"Floors: bare model call p50 {floor['model_p50_ms']:.2f} ms (p99 "
+        f"{floor['model_p99_ms']:.2f}), {floor['model_batch_texts_per_s']:.0f} texts/s in "
+        f"batches of 32; bare HTTP round trip p50 {floor['round_trip']['p50_ms']:.2f} ms (p99 "
+        f"{floor['round_trip']['p99_ms']:.2f}).",
+        "",
+        report.table(
+            ["store", "target", "wanted", "measured", "met"], list(_ratio_rows(result["stores"]))
+        ),
         "",
     ]
+    for name, cells in result["stores"].items():
+        lines += [f"#### {name}", "", _cells_table(cells), "", _trace_line(cells), ""]
+    lines.append(f"Machine: {report.machine_line(result['machine'])}")
+    return "\n".join(lines)
+
+
+def _ratio_rows(stores: dict[str, Any]) -> Iterator[list[str]]:
+    for name, cells in stores.items():
+        r = cells["ratios"]
+        one, top = r["levels"]
+        for key, (label, bound) in TARGETS.items():
+            ok = _yes(r[key] <= bound)
+            yield [name, f"{label} (c={one})", f"<= {bound}", f"{r[key]:.2f}", ok]
+        rps = r["semantic_rps_vs_batch"]
+        label = f"semantic hits/s at c={top} / model batch texts/s"
+        yield [name, label, ">= 0.8", f"{rps:.2f}", _yes(rps >= 0.8)]
+        failed = r["failed_at_top"]
+        yield [name, f"FAILED lookups at c={top}", "0", str(failed), _yes(failed == 0)]
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _cells_table(cells: dict[str, Any]) -> str:
+    header = ["workload", "c", "p50 ms", "p99 ms", "max ms", "slow", "req/s", "upstream", "cache"]
     rows = []
-    for workload, by_level in result["workloads"].items():
+    for workload, by_level in cells["workloads"].items():
         for level, s in by_level.items():
             cache = ", ".join(f"{k or 'none'} {v}" for k, v in sorted(s["cache"].items()))
             rows.append(
                 [
                     workload,
                     level,
-                    report.num(s["p50_ms"], 1),
-                    report.num(s["p90_ms"], 1),
-                    report.num(s["p99_ms"], 1),
-                    report.num(s["rps"], 1),
-                    s["errors"],
+                    report.num(s["p50_ms"], 2),
+                    report.num(s["p99_ms"], 2),
+                    report.num(s["max_ms"], 1),
+                    f"{s['slow']}/{s['timed']}",
+                    report.num(s["rps"], 0),
                     s["upstream_calls"],
                     cache or "-",
                 ]
             )
-    header = [
-        "workload",
-        "concurrency",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "req/s",
-        "errors",
-        "upstream calls",
-        "gateway said",
-    ]
-    lines += [report.table(header, rows), "", _ratios(result)]
-    return "\n".join(lines)
+    return report.table(header, rows)
 
 
-def _ratios(result: dict[str, Any]) -> str:
-    w = result["workloads"]
+def _trace_line(cells: dict[str, Any]) -> str:
     parts = []
-    for level in (str(x) for x in result["levels"]):
-        direct = w["direct"][level]["p50_ms"]
-        parts.append(
-            f"c={level}: miss adds {w['miss'][level]['p50_ms'] - direct:.1f} ms p50 over direct; "
-            f"exact hit {w['exact'][level]['p50_ms']:.1f} ms, semantic hit "
-            f"{w['semantic'][level]['p50_ms']:.1f} ms p50"
+    for level, steps in cells["trace"].items():
+        text = ", ".join(
+            f"{k.removesuffix('_ms')} {v['p50']:.2f} / {v['p99']:.2f} / {v['max']:.1f}"
+            for k, v in steps.items()
         )
-    return "\n".join(f"- {p}" for p in parts)
+        parts.append(f"- semantic hits at c={level}, lookup steps p50 / p99 / max ms: {text}")
+    return "\n".join(parts)
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, _, port = url.removeprefix("http://").partition(":")
+    return host, int(port.split("/")[0])

@@ -85,20 +85,29 @@ def test_bench_speed_measures_hits_and_misses_through_the_gateway(tmp_path: Path
         "3",
         "--latency",
         "0.01",
+        "--floor-samples",
+        "10",
         "--out",
         str(tmp_path),
     )
 
     result = json.loads((tmp_path / "speed.json").read_text())
     markdown = (tmp_path / "speed.md").read_text()
-    assert "| workload | concurrency | p50 ms |" in markdown
+    assert "| workload | c | p50 ms | p99 ms |" in markdown
+    assert "| embedded | semantic hit: p99 / p50 (c=1) | <= 3.0 |" in markdown
     assert result["machine"]["cores"] >= 1
-    workloads = result["workloads"]
+    floors = result["floors"]
+    assert 0 < floors["round_trip"]["p50_ms"] <= floors["round_trip"]["p99_ms"]
+    assert 0 < floors["model_p50_ms"] <= floors["model_p99_ms"]
+    assert floors["model_batch_texts_per_s"] > 0
+    (store,) = result["stores"].values()
+    workloads = store["workloads"]
     for level in ("1", "3"):
         for cell in (workloads[w][level] for w in ("direct", "miss", "exact", "semantic")):
-            assert cell["requests"] == 6
+            assert cell["requests"] == cell["timed"] == 6
             assert cell["errors"] == 0
-            assert 0 < cell["p50_ms"] <= cell["p90_ms"] <= cell["p99_ms"]
+            assert 0 < cell["p50_ms"] <= cell["p90_ms"] <= cell["p99_ms"] <= cell["max_ms"]
+            assert 0 <= cell["slow"] <= 6
             assert cell["rps"] > 0
         assert workloads["direct"][level]["upstream_calls"] == 6
         assert workloads["miss"][level]["cache"] == {"miss": 6}
@@ -107,3 +116,11 @@ def test_bench_speed_measures_hits_and_misses_through_the_gateway(tmp_path: Path
         assert workloads["exact"][level]["upstream_calls"] == 0
         assert workloads["semantic"][level]["cache"] == {"semantic": 6}
         assert workloads["semantic"][level]["upstream_calls"] == 0
+        steps = store["trace"][level]
+        assert set(steps) == {"embed_ms", "search_ms", "verify_ms"}
+        assert 0 < steps["embed_ms"]["p50"] <= steps["embed_ms"]["max"]
+    ratios = store["ratios"]
+    assert ratios["levels"] == [1, 3]
+    assert ratios["failed_at_top"] == 0
+    semantic = workloads["semantic"]["1"]
+    assert ratios["semantic_p99_vs_p50"] == semantic["p99_ms"] / semantic["p50_ms"]
