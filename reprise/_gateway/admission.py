@@ -8,13 +8,16 @@ throughput rises with load. Those beyond wait in a FIFO of at most `queued`.
 
 A lookup that could not finish within the lookup budget is refused at once
 (`LookupShed`, a `CacheError`: the gateway sends the request to the backend as
-FAILED, with the reason), instead of waiting out the budget and then paying
-the backend anyway:
+FAILED, with the reason), instead of waiting out the budget, holding a place
+in the model's batches, and then paying the backend anyway:
 
 - the queue is full;
-- its expected start, from the queue ahead of it and the time lookups have
-  been taking (`_Service`), is later than the budget minus that time;
-- it is still queued at that start deadline (the estimate was too hopeful).
+- the time lookups have been taking (`_Service`, which grows with the load),
+  plus its wait in the queue, would pass the budget;
+- it is still queued at its start deadline, the budget minus that time.
+
+Refusing some lookups lets the rest finish in time: the model's batches shrink
+and lookups get faster, so the estimate falls and admissions resume.
 
 The decision is `shed_reason`, a pure function of the queue and the estimate.
 """
@@ -48,22 +51,26 @@ def shed_reason(
 ) -> str | None:
     """Why a lookup arriving behind `ahead` queued ones must be refused now, or None.
 
-    Lookups run `in_flight` at a time and take `service_s` each (they ride
-    together through the model), so the queue drains a wave per `service_s`:
-    the lookup starts after about `(ahead + 1) / in_flight` waves when every
-    slot is taken (`running == in_flight`), at once otherwise.
+    Lookups take `service_s` each (they ride together through the model, so it
+    grows with how many run at once). With a slot free, the lookup starts at
+    once and should finish in `service_s`; with every slot taken, the queue
+    drains a wave of `in_flight` per `service_s`, so it starts after about
+    `(ahead + 1) / in_flight` waves. A lookup alone is always admitted: it
+    keeps the estimate fresh once the load has gone.
     """
-    if running < settings.in_flight and ahead == 0:
+    if running == 0 and ahead == 0:
         return None
     if ahead >= settings.queued:
         return f"lookup queue full ({ahead} waiting)"
-    wait = math.ceil((ahead + 1) / settings.in_flight) * service_s
-    if wait + service_s > settings.budget_s:
-        return (
-            f"overloaded: {ahead} lookups queued, expected start in {wait * 1e3:.0f} ms "
-            f"+ {service_s * 1e3:.0f} ms to run > budget {settings.budget_s * 1e3:.0f} ms"
-        )
-    return None
+    full = running >= settings.in_flight or ahead > 0
+    wait = math.ceil((ahead + 1) / settings.in_flight) * service_s if full else 0.0
+    if wait + service_s <= settings.budget_s:
+        return None
+    return (
+        f"overloaded: {running} lookups running, {ahead} queued, lookups take "
+        f"{service_s * 1e3:.0f} ms: expected done in {(wait + service_s) * 1e3:.0f} ms "
+        f"> budget {settings.budget_s * 1e3:.0f} ms"
+    )
 
 
 class _Service:

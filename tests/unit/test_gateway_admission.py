@@ -12,8 +12,18 @@ from reprise._gateway.admission import AdmissionSettings, LookupGate, shed_reaso
 SETTINGS = AdmissionSettings(in_flight=4, queued=8, budget_s=0.25)
 
 
-def test_a_free_slot_admits_at_once_whatever_the_estimate() -> None:
-    assert shed_reason(0, SETTINGS, service_s=10.0, running=3) is None
+def test_a_lookup_alone_is_admitted_whatever_the_estimate() -> None:
+    assert shed_reason(0, SETTINGS, service_s=10.0, running=0) is None
+
+
+def test_a_free_slot_admits_while_lookups_finish_within_the_budget() -> None:
+    assert shed_reason(0, SETTINGS, service_s=0.2, running=3) is None
+
+
+def test_lookups_slower_than_the_budget_are_refused_even_with_a_free_slot() -> None:
+    reason = shed_reason(0, SETTINGS, service_s=0.3, running=3)
+    assert reason is not None
+    assert reason.startswith("overloaded: 3 lookups running, 0 queued, lookups take 300 ms")
 
 
 def test_a_full_queue_refuses() -> None:
@@ -25,7 +35,7 @@ def test_a_lookup_that_could_not_finish_within_the_budget_is_refused() -> None:
     # 4 ahead with 4 slots: it starts after 2 waves of 0.1 s, and then takes 0.1 s.
     reason = shed_reason(4, SETTINGS, service_s=0.1, running=4)
     assert reason is not None
-    assert reason.startswith("overloaded: 4 lookups queued, expected start in 200 ms")
+    assert reason.endswith("expected done in 300 ms > budget 250 ms")
 
 
 def test_a_lookup_that_can_finish_in_time_waits_its_turn() -> None:
@@ -94,7 +104,7 @@ async def test_the_estimate_comes_from_how_long_lookups_took() -> None:
     running = asyncio.create_task(hold(gate, [], 0, release))
     await asyncio.sleep(0)
     # Behind a 200 ms lookup, 200 ms more of its own cannot fit in 250 ms: refused now.
-    with pytest.raises(LookupShed, match="overloaded: 0 lookups queued"):
+    with pytest.raises(LookupShed, match="overloaded: 1 lookups running, 0 queued"):
         await hold(gate, [], 1, release)
     release.set()
     await running
@@ -131,3 +141,28 @@ async def test_a_caller_giving_up_in_the_queue_leaves_no_slot_taken() -> None:
     async with gate.admit():
         entered.append(1)
     assert entered == [1]
+
+
+async def test_slow_lookups_shed_new_ones_until_a_lone_one_shows_the_load_is_gone() -> None:
+    clock = FakeClock()
+    gate = LookupGate(AdmissionSettings(in_flight=4, queued=8, budget_s=0.25), clock=clock)
+    async with gate.admit():
+        clock.now += 0.3  # lookups ran past the budget: the model is overloaded
+    release = asyncio.Event()
+    running = asyncio.create_task(hold(gate, [], 0, release))  # alone: admitted
+    await asyncio.sleep(0)
+    with pytest.raises(LookupShed, match="lookups take 300 ms"):
+        await hold(gate, [], 1, release)
+    clock.now += 0.01  # the lone lookup was quick
+    release.set()
+    await running
+    assert gate.service.seconds < 0.25
+    entered: list[int] = []
+    both = asyncio.Event()
+    first = asyncio.create_task(hold(gate, entered, 2, both))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(hold(gate, entered, 3, both))
+    await asyncio.sleep(0)
+    both.set()
+    await asyncio.gather(first, second)
+    assert entered == [2, 3]
