@@ -121,6 +121,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "redis:// URL; repeat to measure several in one run (default: embedded)",
     )
     parser.add_argument("--threads", type=int, default=None, help="local model threads")
+    parser.add_argument(
+        "--lookup-budget-ms",
+        type=float,
+        default=250.0,
+        help="the gateway's lookup budget (default: its own default, 250 ms)",
+    )
     parser.add_argument("--floor-samples", type=int, default=200, help="bare calls per floor")
     parser.add_argument("--out", default="bench-results", help="directory for speed.json / .md")
     parser.add_argument("--name", default="speed", help="file name stem of the outputs")
@@ -139,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             "threshold": args.threshold,
             "levels": {str(c): n for c, n in plan},
             "threads": args.threads,
+            "lookup_budget_ms": args.lookup_budget_ms,
         },
         "floors": floors(args.threads, args.floor_samples),
         "stores": {},
@@ -187,15 +194,14 @@ def gateway_for(
             name, cache_url = "Redis", stack.enter_context(ValkeyServer(log_dir=work)).url
         else:
             name, cache_url = "Redis (given URL)", store
-        config = write_config(work, upstream_url, cache_url, args.threshold, args.threads)
+        config = write_config(work, upstream_url, cache_url, args)
         gateway = GatewayServer(config, work, args=["--log-level", "warning"])
         yield name, stack.enter_context(gateway).url
 
 
-def write_config(
-    work: Path, upstream_url: str, cache_url: str, threshold: float, threads: int | None
-) -> Path:
-    """The gateway under test, on the default lookup budget: a FAILED lookup counts."""
+def write_config(work: Path, upstream_url: str, cache_url: str, args: argparse.Namespace) -> Path:
+    """The gateway under test, by default on the default lookup budget: FAILED lookups count."""
+    threshold, threads = args.threshold, args.threads
     policy = f"""<policies>
   <inbound>
     <base />
@@ -209,7 +215,7 @@ def write_config(
     local: dict[str, Any] = {"url": "local"} | ({"threads": threads} if threads else {})
     config = {
         "backends": {"upstream": {"url": upstream_url + "/v1"}, "embeddings": local},
-        "cache": {"url": cache_url},
+        "cache": {"url": cache_url, "lookup-budget-ms": args.lookup_budget_ms},
         "apis": [{"name": API, "path": f"/{API}", "backend": "upstream", "policies": policy}],
     }
     path = work / "gateway.yaml"
@@ -407,9 +413,9 @@ def render(result: dict[str, Any]) -> str:
     setup, floor = result["setup"], result["floors"]
     lines = [
         f"Upstream latency {setup['upstream_latency_s']} s, score-threshold "
-        f"{setup['threshold']}, requests per phase {setup['levels']}, lookup budget 250 ms "
-        f"(the default). Load average {result['load_average_start']} at the start, "
-        f"{result.get('load_average_end', '-')} at the end.",
+        f"{setup['threshold']}, requests per phase {setup['levels']}, lookup budget "
+        f"{setup['lookup_budget_ms']:.0f} ms. Load average {result['load_average_start']} "
+        f"at the start, {result.get('load_average_end', '-')} at the end.",
         "",
         f"Floors: bare model call p50 {floor['model_p50_ms']:.2f} ms (p99 "
         f"{floor['model_p99_ms']:.2f}), {floor['model_batch_texts_per_s']:.0f} texts/s in "
