@@ -179,11 +179,12 @@ def peer_speed(systems: dict[str, Any]) -> str:
         "top-c misses/s",
         "top-c FAILED",
     ]
-    rows = []
+    rows, scores = [], {}
     for name, data in systems.items():
         w = (data.get("speed") or {}).get("workloads")
         if not w:
             continue
+        scores[name] = _scores(w)
         levels = sorted(w["semantic"], key=int)
         one, top = levels[0], levels[-1]
         overhead = w["miss"][one]["p50_ms"] - w["direct"][one]["p50_ms"]
@@ -201,7 +202,40 @@ def peer_speed(systems: dict[str, Any]) -> str:
                 str(failed),
             ]
         )
-    return report.table(header, rows)
+    return report.table(header, rows) + "\n\n" + _ahead(scores)
+
+
+def _scores(w: dict[str, Any]) -> dict[str, float]:
+    """Each column as a number where lower is better (throughputs negated)."""
+    levels = sorted(w["semantic"], key=int)
+    one, top = levels[0], levels[-1]
+    return {
+        "exact hit p50": w["exact"][one]["p50_ms"],
+        "exact hit p99": w["exact"][one]["p99_ms"],
+        "semantic hit p50": w["semantic"][one]["p50_ms"],
+        "semantic hit p99": w["semantic"][one]["p99_ms"],
+        "miss overhead": w["miss"][one]["p50_ms"] - w["direct"][one]["p50_ms"],
+        "semantic hits/s": -w["semantic"][top].get("hits_per_s", w["semantic"][top]["rps"]),
+        "misses/s": -w["miss"][top]["rps"],
+    }
+
+
+def _ahead(scores: dict[str, dict[str, float]]) -> str:
+    """Whether every Reprise row beats every peer on every column, naming any that does not."""
+    ours = {k: v for k, v in scores.items() if k.startswith("Reprise")}
+    peers = {k: v for k, v in scores.items() if not k.startswith("Reprise")}
+    behind = [
+        f"{name} on {column} (vs {peer})"
+        for name, mine in ours.items()
+        for peer, theirs in peers.items()
+        for column, value in mine.items()
+        if not value < theirs[column]
+    ]
+    if not ours or not peers:
+        return ""
+    if not behind:
+        return "Reprise, on every store measured, is ahead of every peer on every column."
+    return "Reprise is **not** ahead everywhere: " + "; ".join(behind) + "."
 
 
 def _peer_quality(results: Path, peers: dict[str, Any]) -> str:
