@@ -185,39 +185,51 @@ def peer_speed(systems: dict[str, Any]) -> str:
         if not w:
             continue
         scores[name] = _scores(w)
-        levels = sorted(w["semantic"], key=int)
-        one, top = levels[0], levels[-1]
-        overhead = w["miss"][one]["p50_ms"] - w["direct"][one]["p50_ms"]
-        failed = sum(w[k][top]["cache"].get("failed", 0) for k in w)
-        slow = ", ".join(str(w[k][one].get("slow", "-")) for k in ("exact", "semantic", "miss"))
-        rows.append(
-            [
-                name,
-                f"{w['exact'][one]['p50_ms']:.2f} / {w['exact'][one]['p99_ms']:.2f}",
-                f"{w['semantic'][one]['p50_ms']:.2f} / {w['semantic'][one]['p99_ms']:.2f}",
-                f"+{overhead:.2f}",
-                slow,
-                f"{w['semantic'][top].get('hits_per_s', float('nan')):.0f} (c={top})",
-                f"{w['miss'][top]['rps']:.0f}",
-                str(failed),
-            ]
-        )
+        rows.append([name, *_peer_cells(w)])
     return report.table(header, rows) + "\n\n" + _ahead(scores)
 
 
-def _scores(w: dict[str, Any]) -> dict[str, float]:
-    """Each column as a number where lower is better (throughputs negated)."""
+def _levels(w: dict[str, Any]) -> tuple[str, str]:
     levels = sorted(w["semantic"], key=int)
-    one, top = levels[0], levels[-1]
-    return {
+    return levels[0], levels[-1]
+
+
+def _peer_cells(w: dict[str, Any]) -> list[str]:
+    """The row's cells; "-" where a system was not measured (RedisVL: no HTTP, no load)."""
+    one, top = _levels(w)
+    score = _scores(w)
+    cells = [
+        f"{w['exact'][one]['p50_ms']:.2f} / {w['exact'][one]['p99_ms']:.2f}",
+        f"{w['semantic'][one]['p50_ms']:.2f} / {w['semantic'][one]['p99_ms']:.2f}",
+        f"+{score['miss overhead']:.2f}" if "miss overhead" in score else "-",
+        ", ".join(str(w[k][one].get("slow", "-")) if k in w else "-" for k in _SLOW),
+    ]
+    if top == one:  # one level only: no throughput measured
+        return [*cells, "-", "-", "-"]
+    failed = sum(w[k][top]["cache"].get("failed", 0) for k in w)
+    hits = w["semantic"][top].get("hits_per_s", float("nan"))
+    return [*cells, f"{hits:.0f} (c={top})", f"{w['miss'][top]['rps']:.0f}", str(failed)]
+
+
+_SLOW = ("exact", "semantic", "miss")
+
+
+def _scores(w: dict[str, Any]) -> dict[str, float]:
+    """Each measured column as a number where lower is better (throughputs negated)."""
+    one, top = _levels(w)
+    out = {
         "exact hit p50": w["exact"][one]["p50_ms"],
         "exact hit p99": w["exact"][one]["p99_ms"],
         "semantic hit p50": w["semantic"][one]["p50_ms"],
         "semantic hit p99": w["semantic"][one]["p99_ms"],
-        "miss overhead": w["miss"][one]["p50_ms"] - w["direct"][one]["p50_ms"],
-        "semantic hits/s": -w["semantic"][top].get("hits_per_s", w["semantic"][top]["rps"]),
-        "misses/s": -w["miss"][top]["rps"],
     }
+    if "miss" in w:
+        out["miss overhead"] = w["miss"][one]["p50_ms"] - w["direct"][one]["p50_ms"]
+    if top != one:
+        semantic = w["semantic"][top]
+        out["semantic hits/s"] = -semantic.get("hits_per_s", semantic["rps"])
+        out["misses/s"] = -w["miss"][top]["rps"]
+    return out
 
 
 def _ahead(scores: dict[str, dict[str, float]]) -> str:
@@ -229,7 +241,7 @@ def _ahead(scores: dict[str, dict[str, float]]) -> str:
         for name, mine in ours.items()
         for peer, theirs in peers.items()
         for column, value in mine.items()
-        if not value < theirs[column]
+        if column in theirs and not value < theirs[column]
     ]
     if not ours or not peers:
         return ""

@@ -285,7 +285,9 @@ def main() -> int:
     parser.add_argument(
         "--no-quality", dest="quality", action="store_false", help="speed only (no pairs)"
     )
-    parser.add_argument("--peer", action="append", choices=["litellm", "gptcache"], default=[])
+    parser.add_argument(
+        "--peer", action="append", choices=["litellm", "gptcache", "redisvl"], default=[]
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     # LiteLLM would fetch its model price list from GitHub at start-up.
@@ -312,8 +314,14 @@ def main() -> int:
         fast.name = "upstream-fast"
         embeddings = stack.enter_context(FakeUpstreamServer(work, 0.0, embeddings="local"))
         valkey = stack.enter_context(ValkeyServer(log_dir=work))
-        for peer in args.peer or ["litellm", "gptcache"]:
-            if peer == "litellm":
+        for peer in args.peer or ["litellm", "gptcache", "redisvl"]:
+            if peer == "redisvl":
+                if args.speed:
+                    plan = speed.levels(args.concurrency, args.requests)
+                    result["systems"]["RedisVL check(), in-process"] = redisvl_check(
+                        work, valkey.url, embeddings.url, plan[0][1]
+                    )
+            elif peer == "litellm":
                 result["systems"]["LiteLLM"] = run_peer(
                     lambda s, up: LiteLLM(work, up, embeddings.url, valkey.port, s),
                     lambda server: litellm_system(server, valkey.port),
@@ -338,6 +346,20 @@ def main() -> int:
             (out_dir / "peers.json").write_text(json.dumps(result, indent=1), "utf-8")
     print(f"wrote {out_dir / 'peers.json'}", file=sys.stderr)
     return 0
+
+
+def redisvl_check(work: Path, redis_url: str, embeddings_url: str, count: int) -> dict[str, Any]:
+    """RedisVL's library lookup, one at a time (`redisvl_check.py`, in the LiteLLM venv)."""
+    originals, rewordings = speed.prompts("redisvl", count)
+    prompts = work / "redisvl-prompts.json"
+    prompts.write_text(json.dumps({"originals": originals, "rewordings": rewordings}), "utf-8")
+    command = [str(HERE / ".venv-litellm/bin/python"), str(HERE / "redisvl_check.py")]
+    command += ["--redis-url", redis_url, "--embeddings", embeddings_url]
+    command += ["--prompts", str(prompts), "--distance", str(SPEED_DISTANCE)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    workloads = {w: {"1": found[w]} for w in ("exact", "semantic")}
+    return {"version": found["version"], "speed": {"workloads": workloads}, "quality": []}
 
 
 def _tempdir() -> Any:
