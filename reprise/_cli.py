@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 
 from reprise._backends import import_from_string
+
+# Optional dependencies by extra (pyproject.toml), for the commands that need them.
+EXTRAS = {"bench": ("matplotlib", "tqdm")}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         run="reprise._embedders.serve:run", configure="reprise._embedders.serve:add_arguments"
     )
 
-    bench = sub.add_parser("bench", help="measure answer quality and speed")
+    bench = sub.add_parser("bench", help="measure answer quality and speed (reprise[bench])")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     quality = bench_sub.add_parser("quality", help="precision / recall / false hits on pairs")
     quality.set_defaults(
@@ -55,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     speed.set_defaults(
         run="reprise._bench.speed:run", configure="reprise._bench.speed:add_arguments"
     )
+    for command in (quality, speed):
+        command.set_defaults(extra="bench")
     return parser
 
 
@@ -64,12 +70,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Benchmarks own many options; they declare them next to their code. Found
     # without parsing, so that `--help` lists them too.
     sub = _find_subparser(parser, argv)
+    if missing := _missing_extra(sub.get_default("extra")):
+        print(f"reprise: {sub.prog} {missing}", file=sys.stderr)
+        return 2
     configure = sub.get_default("configure")
     if configure:
         import_from_string(configure)(sub)
     args = parser.parse_args(argv)
     result = import_from_string(args.run)(args)
     return int(result or 0)
+
+
+def _missing_extra(extra: str | None) -> str | None:
+    """What to install when a command's optional dependencies are missing, else None.
+
+    Checked before anything is imported or run, so that a long benchmark does not
+    stop at its end for want of the plotting library.
+    """
+    if extra is None:
+        return None
+    missing = [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return f"needs {', '.join(missing)}, from the {extra!r} extra: pip install 'reprise[{extra}]'"
 
 
 def _find_subparser(
