@@ -33,7 +33,7 @@ import numpy as np
 
 from reprise._bench.data import qqp_texts_and_duplicates, shared_data_dir
 from reprise._bench.vectors import fingerprint
-from reprise._embedders.local import LocalEmbedder  # before usearch (see reprise._stores._index)
+from reprise._embedders.local import LocalEmbedder
 from reprise._protocols import Entry, VectorStore
 from reprise._request import prompt_key
 from reprise._stores.embedded import EmbeddedStore

@@ -131,8 +131,6 @@ class SemanticCache:
             raise ValueError(f"ttl must be positive seconds or None, got {ttl}")
         self.score_threshold = score_threshold
         self.ttl = ttl
-        # The embedder first: onnxruntime segfaults on import once usearch is
-        # loaded (the reverse order is fine), and each is imported on first use.
         self.embedder: Embedder = LRUEmbedder(make_embedder(embedder))
         self.vector_store = make_store(store)
         self.verifier = verifier if verifier is not None else _default_verifier()

@@ -29,9 +29,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-# Imported with this module, not when a model is opened: onnxruntime segfaults
-# when first imported after usearch (the embedded store's index), and
-# `import reprise` loads this module, so ONNX Runtime always comes first.
+import reprise._native  # noqa: F401  (before onnxruntime: see there)
+
+# isort: split
 import onnxruntime as ort
 
 from reprise._exceptions import EmbedderError

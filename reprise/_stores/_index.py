@@ -9,8 +9,6 @@ past `HNSWParams.threshold` entries a usearch HNSW graph takes over.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,24 +16,12 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+import reprise._native  # noqa: F401  (before usearch: see there)
+
+# isort: split
+from usearch.index import Index
+
 from reprise._protocols import Vector
-
-
-def _share_the_system_libstdcxx() -> None:
-    # usearch's extension links libstdc++ statically, and its GNU-unique symbols
-    # (locale facet ids) then take over the process: onnxruntime, imported after
-    # it, segfaults in std::codecvt at load. Loading the system libstdc++ globally
-    # first makes its symbols the ones everybody binds to, in either import order.
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
-        except OSError:  # no system libstdc++ (musl, static builds): nothing to clash with
-            return
-
-
-_share_the_system_libstdcxx()
-
-from usearch.index import Index  # noqa: E402  (must follow the libstdc++ preload)
 
 Labels = npt.NDArray[np.int64]
 Distances = npt.NDArray[np.float32]

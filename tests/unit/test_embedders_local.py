@@ -158,7 +158,7 @@ def test_serving_never_imports_torch(onnx_ready: None) -> None:
 
 
 def test_onnxruntime_survives_the_embedded_store_loaded_first(onnx_ready: None) -> None:
-    """onnxruntime segfaults if first imported after usearch; importing reprise prevents it."""
+    """onnxruntime segfaults if first imported after usearch without `reprise._native`."""
     code = (
         "import asyncio\n"
         "import reprise._stores.embedded, usearch.index\n"
