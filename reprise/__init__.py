@@ -1,11 +1,16 @@
 """Reprise: a semantic caching gateway for LLM APIs.
 
 Everything public is importable from here; the modules behind it are private.
+Each name is imported on first use (PEP 562), so `import reprise` stays cheap and
+loads onnxruntime, usearch or redis-py only for those who use them; the
+exceptions, which callers catch, are imported at once.
 """
 
-from reprise._cache import Decision, Hit, Lookup, SemanticCache, ThresholdVerifier, Verifier
-from reprise._embedders.local import LocalEmbedder, TokenEmbeddings
-from reprise._embedders.remote import RemoteEmbedder
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from reprise._exceptions import (
     CacheError,
     ConfigError,
@@ -17,10 +22,15 @@ from reprise._exceptions import (
     StoreError,
     StoreUnavailable,
 )
-from reprise._prompt import Prompt
-from reprise._protocols import Embedder, Entry, Match, VectorStore
-from reprise._stores.embedded import EmbeddedStore
-from reprise._verify.verifier import LearnedVerifier, RuleVerifier
+
+if TYPE_CHECKING:
+    from reprise._cache import Decision, Hit, Lookup, SemanticCache, ThresholdVerifier, Verifier
+    from reprise._embedders.local import LocalEmbedder, TokenEmbeddings
+    from reprise._embedders.remote import RemoteEmbedder
+    from reprise._prompt import Prompt
+    from reprise._protocols import Embedder, Entry, Match, VectorStore
+    from reprise._stores.embedded import EmbeddedStore
+    from reprise._verify.verifier import LearnedVerifier, RuleVerifier
 
 __version__ = "0.1.0"
 
@@ -52,3 +62,38 @@ __all__ = [
     "VectorStore",
     "Verifier",
 ]
+
+# The lazily imported names and their modules (the `TYPE_CHECKING` block above,
+# which type checkers read, must name the same).
+_LAZY = {
+    "Decision": "reprise._cache",
+    "Hit": "reprise._cache",
+    "Lookup": "reprise._cache",
+    "SemanticCache": "reprise._cache",
+    "ThresholdVerifier": "reprise._cache",
+    "Verifier": "reprise._cache",
+    "LocalEmbedder": "reprise._embedders.local",
+    "TokenEmbeddings": "reprise._embedders.local",
+    "RemoteEmbedder": "reprise._embedders.remote",
+    "Prompt": "reprise._prompt",
+    "Embedder": "reprise._protocols",
+    "Entry": "reprise._protocols",
+    "Match": "reprise._protocols",
+    "VectorStore": "reprise._protocols",
+    "EmbeddedStore": "reprise._stores.embedded",
+    "LearnedVerifier": "reprise._verify.verifier",
+    "RuleVerifier": "reprise._verify.verifier",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reprise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # imported once; later lookups don't come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
