@@ -69,7 +69,6 @@ from reprise._gateway.policies import (
 )
 from reprise._gateway.proxy import (
     Headers,
-    Upstream,
     UpstreamResponse,
     response_headers,
     upstream_url,
@@ -158,10 +157,6 @@ class Gateway:
     async def wait_for_stores(self) -> None:
         """Wait until the stores under way have finished, at most `outbound._DRAIN_WAIT` s."""
         await self.stores.wait()
-
-    @property
-    def upstream(self) -> Upstream:
-        return self.forwarder.upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
