@@ -128,16 +128,16 @@ def _merge_delta(state: dict[str, Any], choice: Mapping[str, Any]) -> None:
         fc["name"] += delta["function_call"].get("name") or ""
         fc["arguments"] += delta["function_call"].get("arguments") or ""
         state["function_call"] = fc
-    _merge_common(state, choice, "content")
+    _merge_common(state, choice)
 
 
 def _merge_text(state: dict[str, Any], choice: Mapping[str, Any]) -> None:
     if choice.get("text"):
         state["content"].append(choice["text"])
-    _merge_common(state, choice, "tokens")
+    _merge_common(state, choice)
 
 
-def _merge_common(state: dict[str, Any], choice: Mapping[str, Any], logprob_list: str) -> None:
+def _merge_common(state: dict[str, Any], choice: Mapping[str, Any]) -> None:
     if choice.get("finish_reason"):
         state["finish_reason"] = choice["finish_reason"]
     logprobs = choice.get("logprobs")
