@@ -46,7 +46,7 @@ from reprise._embedders.local import LocalEmbedder  # noqa: E402
 from reprise._protocols import KEY_LAYOUT  # noqa: E402
 from reprise._request import prompt_key  # noqa: E402
 from reprise._stores._index import ExactIndex, HNSWIndex, HNSWParams  # noqa: E402
-from reprise._stores._sqlite import Database  # noqa: E402
+from reprise._stores._sqlite import ROW, Database  # noqa: E402
 from reprise._stores.embedded import EmbeddedStore  # noqa: E402
 
 DATA = shared_data_dir()
@@ -141,7 +141,7 @@ def build_dir(path: Path, texts: list[str], vectors: np.ndarray) -> float:
     now = time.time()
     response = "A cached answer of typical length. " * 8
     for start in range(0, len(texts), 50_000):
-        db.insert_many(
+        rows = (
             (
                 i + 1,
                 prompt_key("", texts[i]),
@@ -156,6 +156,8 @@ def build_dir(path: Path, texts: list[str], vectors: np.ndarray) -> float:
             )
             for i in range(start, min(start + 50_000, len(texts)))
         )
+        db.con.executemany(f"INSERT OR REPLACE INTO entries VALUES ({ROW})", rows)
+        db.con.commit()
     db.close()
     marker.write_text(json.dumps({"n": len(texts)}))
     return time.perf_counter() - t0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,11 +195,6 @@ class Database:
                 entry.context,
             ),
         )
-        self.con.commit()
-
-    def insert_many(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Bulk-load rows in `entries` column order (benchmarks, imports); one transaction."""
-        self.con.executemany(f"INSERT OR REPLACE INTO entries VALUES ({ROW})", rows)
         self.con.commit()
 
     def delete(self, entry_id: str) -> None:
