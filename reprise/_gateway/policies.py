@@ -85,7 +85,6 @@ class SemanticCacheLookup:
 
     score_threshold: float
     embeddings_backend_id: str
-    embeddings_backend_auth: str | None = None
     ignore_system_messages: bool = False
     max_message_count: int | None = None
     # Reprise's own: the verifier's strictness, the share of semantic hits meant

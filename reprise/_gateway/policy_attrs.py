@@ -23,7 +23,7 @@ from reprise._gateway.policy_xml import _Context, _Node
 
 @dataclass(frozen=True, slots=True)
 class _Attr:
-    field: str
+    field: str | None  # None: checked, then dropped (nothing in Reprise reads it)
     convert: Callable[[str], Any]
     required: bool = False
 
@@ -73,7 +73,8 @@ def _name(value: str) -> str:
 
 def _auth(value: str) -> str:
     # Reprise has no managed identity; "system-assigned" is accepted so APIM
-    # documents paste unchanged, and the backend's own headers authenticate.
+    # documents paste unchanged, and the backend's own headers authenticate,
+    # with or without it: so the value is checked and not kept.
     if value.strip() != "system-assigned":
         raise ValueError('must be "system-assigned" (set credentials in the backend\'s headers)')
     return value.strip()
@@ -97,7 +98,7 @@ def _expression(value: str) -> Expression:
 _LOOKUP: dict[str, _Attr] = {
     "score-threshold": _Attr("score_threshold", _no_expression(_distance), required=True),
     "embeddings-backend-id": _Attr("embeddings_backend_id", _name, required=True),
-    "embeddings-backend-auth": _Attr("embeddings_backend_auth", _auth),
+    "embeddings-backend-auth": _Attr(None, _auth),
     "ignore-system-messages": _Attr("ignore_system_messages", _no_expression(_bool)),
     "max-message-count": _Attr("max_message_count", _no_expression(_positive_int)),
     "target-precision": _Attr("target_precision", _no_expression(_precision)),
@@ -156,9 +157,11 @@ def _attrs(node: _Node, table: Mapping[str, _Attr], ctx: _Context) -> dict[str, 
                 raise ctx.error(node.line, f"attribute {name!r} is required", node.tag)
             continue
         try:
-            fields[spec.field] = spec.convert(node.attrs[name])
+            value = spec.convert(node.attrs[name])
         except (ValueError, ConfigError) as exc:
             raise ctx.error(node.line, f"attribute {name!r} {_reason(exc)}", node.tag) from None
+        if spec.field is not None:
+            fields[spec.field] = value
     return fields
 
 

@@ -61,7 +61,7 @@ def test_issue_example_policies() -> None:
     assert isinstance(lookup, SemanticCacheLookup)
     assert lookup.score_threshold == 0.15
     assert lookup.embeddings_backend_id == "embeddings-backend"
-    assert lookup.embeddings_backend_auth == "system-assigned"
+    assert not hasattr(lookup, "embeddings_backend_auth")  # accepted, and nothing to keep
     assert lookup.ignore_system_messages is True
     assert lookup.max_message_count == 10
     assert lookup.family == "llm"
@@ -95,7 +95,6 @@ def test_lookup_defaults() -> None:
     assert lookup is not None
     assert lookup.ignore_system_messages is False
     assert lookup.max_message_count is None
-    assert lookup.embeddings_backend_auth is None
     assert lookup.vary_by == ()
 
 
