@@ -27,9 +27,9 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from reprise._backends import make_embedder, make_store
 from reprise._embedders.lru import LRUEmbedder
 from reprise._exceptions import EmbedderError
+from reprise._plugins import make_embedder, make_store
 from reprise._prompt import Prompt, entry_key
 from reprise._protocols import Embedder, Entry, Gate, Match, TextWindow, Vector, VectorStore
 from reprise._verify.feedback import tightened, within_limit

@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
-from reprise._backends import import_from_string
+from reprise._plugins import import_from_string
 
 # Optional dependencies by extra (pyproject.toml), for the commands that need them.
 EXTRAS = {"bench": ("matplotlib", "tqdm")}

@@ -1,6 +1,7 @@
-"""The plug-in points: `Embedder` turns text into vectors, `VectorStore` keeps entries.
+"""The plug-in points: `Embedder` turns text into vectors, `VectorStore` keeps entries,
+`RateLimiter` counts calls, `Gate` admits lookups.
 
-Both are structural Protocols, so a backend needs no base class, only these
+All are structural Protocols, so a backend needs no base class, only these
 methods. Vectors are float32 and L2-normalised: cosine distance is then
 `1 - a @ b`, the unit every store reports and `score_threshold` is given in.
 """
@@ -134,3 +135,15 @@ class Gate(Protocol):
     """
 
     def admit(self) -> AbstractAsyncContextManager[None]: ...
+
+
+class RateLimiter(Protocol):
+    """Counts calls per key in fixed windows (`<rate-limit>`, `<rate-limit-by-key>`).
+
+    A window of `period` seconds starts at a key's first call, as APIM's renewal
+    period does; refused calls are not counted.
+    """
+
+    async def hit(self, key: str, calls: int, period: float) -> tuple[bool, float]:
+        """Count one call for `key`; return (allowed, seconds until the window renews)."""
+        ...

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from reprise._backends import EMBEDDERS, import_from_string, make_embedder
 from reprise._bench import report, stats
 from reprise._bench.data import FORMATS, Pair, load_pairs
 from reprise._bench.pipeline import (
@@ -38,6 +37,7 @@ from reprise._bench.pipeline import (
 from reprise._bench.vectors import SavedVectors
 from reprise._cache import SemanticCache, ThresholdVerifier, Verifier
 from reprise._exceptions import ConfigError
+from reprise._plugins import EMBEDDERS, import_from_string, make_embedder
 from reprise._protocols import Embedder
 
 PRECISION_FLOORS = (0.85, 0.90, 0.95, 0.99)

@@ -73,15 +73,17 @@ from reprise._gateway.proxy import (
     response_headers,
     upstream_url,
 )
-from reprise._gateway.ratelimit import RateLimiter, limiter_for
 from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
+from reprise._plugins import make_rate_limiter
 from reprise._prompt import Prompt
+from reprise._protocols import RateLimiter
 from reprise._request import (
     Endpoint,
     extract_prompt,
     over_message_limit,
     partition_key,
 )
+from reprise._stores.redis_client import RedisClients
 
 logger = logging.getLogger("reprise.gateway")
 
@@ -110,8 +112,12 @@ class Gateway:
     def __init__(self, config: GatewayConfig, *, limiter: RateLimiter | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.slots = make_slots(config)
-        self.limiter: RateLimiter = limiter or limiter_for(config.cache.url)
+        # One Redis client (one pool) per URL for the caches and the rate limiter.
+        self.redis_clients = RedisClients()
+        self.slots = make_slots(config, self.redis_clients)
+        self.limiter = limiter or make_rate_limiter(
+            config.cache.url, redis_clients=self.redis_clients
+        )
         self.budget = config.cache.lookup_budget_ms / 1e3
         self.forwarder = Forwarder(config, self.metrics)
         self.stores = OutboundStores(self.metrics)
@@ -148,6 +154,7 @@ class Gateway:
         close = getattr(self.limiter, "aclose", None)
         if close is not None:
             await close()
+        await self.redis_clients.aclose()
 
     @property
     def pending_stores(self) -> int:

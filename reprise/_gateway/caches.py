@@ -14,13 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from reprise._backends import import_from_string, make_embedder
 from reprise._cache import SemanticCache
 from reprise._exceptions import CacheError, EmbedderError, IndexMismatch
 from reprise._gateway.admission import AdmissionSettings, LookupGate
 from reprise._gateway.config import Backend, GatewayConfig
 from reprise._gateway.trace import log_event
+from reprise._plugins import make_embedder, make_store
 from reprise._protocols import Embedder
+from reprise._stores.redis_client import RedisClients
 
 _RETRY_FIRST, _RETRY_MAX = 0.5, 5.0
 _WARM_UP_TEXT = "warm up the embedding model"
@@ -98,17 +99,22 @@ async def _close_quietly(cache: SemanticCache, name: str) -> None:
         log_event("cache_close_failed", embeddings_backend=name, error=str(exc))
 
 
-def make_slots(config: GatewayConfig) -> dict[str, CacheSlot]:
-    """One slot per embeddings backend that some lookup names."""
+def make_slots(
+    config: GatewayConfig, redis_clients: RedisClients | None = None
+) -> dict[str, CacheSlot]:
+    """One slot per embeddings backend that some lookup names.
+
+    Their Redis stores borrow their client from `redis_clients`, whose owner closes it.
+    """
     backends = config.embeddings_backends
     slots: dict[str, CacheSlot] = {}
     for backend in backends:
-        store = _store_for(config.cache.url, backend, shared=len(backends) > 1)
+        url = _store_for(config.cache.url, backend, shared=len(backends) > 1)
 
-        async def factory(backend: Backend = backend, store: str = store) -> SemanticCache:
+        async def factory(backend: Backend = backend, url: str = url) -> SemanticCache:
             embedder = await _embedder_with_dims(backend)
             return SemanticCache(
-                store=store,
+                store=make_store(url, redis_clients=redis_clients),
                 embedder=embedder,
                 ttl=None,  # every store passes the policy's duration
                 candidates=config.cache.candidates,
@@ -158,8 +164,7 @@ def embedder_for(backend: Backend) -> Embedder:
     """The embedder of an embeddings backend: the local model or a remote endpoint."""
     if backend.is_local:
         return make_embedder("local", threads=backend.threads)
-    remote = import_from_string("reprise._embedders.remote:RemoteEmbedder")
-    embedder: Embedder = remote(
+    # The config admits only http(s) URLs here, which make_embedder takes as remote.
+    return make_embedder(
         backend.url, headers=dict(backend.headers), model=backend.model, timeout=backend.timeout
     )
-    return embedder

@@ -57,12 +57,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.search.field import TagField, VectorField
 from redis.commands.search.index_definition import IndexDefinition, IndexType
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -72,6 +69,7 @@ from redis.typing import EncodableT
 
 from reprise._exceptions import ConfigError, IndexMismatch, StoreError, StoreUnavailable
 from reprise._protocols import KEY_LAYOUT, Entry, Match, Vector
+from reprise._stores.redis_client import DEFAULT_TIMEOUT, RedisClients, split_url, url_timeout
 
 T = TypeVar("T")
 logger = logging.getLogger("reprise.store")
@@ -90,7 +88,6 @@ _RETURN = (
 )  # fmt: skip
 _REQUIRED = frozenset({"partition", "prompt", "response"})
 _CLEAR_BATCH = 1000
-_URL_OPTIONS = frozenset({"prefix", "index_name", "timeout", "ef_runtime"})
 
 
 class RedisStore:
@@ -106,6 +103,8 @@ class RedisStore:
     `prefix`, `index_name`, `timeout` and `ef_runtime` may also be given in
     the URL's query (`redis://host:6379/0?prefix=app1:&timeout=0.05`), which
     is where a config file that holds one URL puts them; the URL wins.
+    `clients` shares redis-py clients (one pool per URL) with others that use
+    the same Redis, the gateway's rate limiter; without it the store has its own.
     """
 
     def __init__(
@@ -114,11 +113,12 @@ class RedisStore:
         *,
         prefix: str = "reprise:",
         index_name: str | None = None,
-        timeout: float = 0.1,
+        timeout: float = DEFAULT_TIMEOUT,
         ef_runtime: int = HNSW_EF_RUNTIME,
         m: int = HNSW_M,
         ef_construction: int = HNSW_EF_CONSTRUCTION,
         hybrid_policy: str | None = None,
+        clients: RedisClients | None = None,
     ) -> None:
         url, options = split_url(url)
         prefix = options.get("prefix", prefix)
@@ -126,8 +126,8 @@ class RedisStore:
             raise ConfigError(
                 "the Redis key prefix must not be empty: the index would cover every key"
             )
+        timeout = url_timeout(options, timeout)
         try:
-            timeout = float(options.get("timeout", timeout))
             self.ef_runtime = int(options.get("ef_runtime", ef_runtime))
         except ValueError as exc:
             raise ConfigError(f"invalid option in the Redis URL: {exc}") from exc
@@ -136,12 +136,9 @@ class RedisStore:
         self.m = m
         self.ef_construction = ef_construction
         self.hybrid_policy = hybrid_policy
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
+        self._own_clients = clients is None
+        self._clients = RedisClients() if clients is None else clients
+        self._client: aioredis.Redis = self._clients.get(url, timeout)
         self._dims: int | None = None
         self._index_ready = False
         self._backoff = _Backoff()
@@ -151,7 +148,8 @@ class RedisStore:
         await self._call(self._noop)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._own_clients:  # a shared client is closed by its owner
+            await self._clients.aclose()
 
     async def get(self, entry_id: str) -> Entry | None:
         fields = await self._call(lambda: self._command("HGETALL", self._key(entry_id)))
@@ -339,15 +337,6 @@ class _Backoff:
 
     def release(self) -> None:
         self._probing = False
-
-
-def split_url(url: str) -> tuple[str, dict[str, str]]:
-    """The URL without this store's own query options (redis-py rejects them), and those."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    options = {k: v for k, v in query if k in _URL_OPTIONS}
-    rest = urlencode([(k, v) for k, v in query if k not in _URL_OPTIONS])
-    return urlunsplit(parts._replace(query=rest)), options
 
 
 def _partition_tag(partition: str) -> str:

@@ -16,13 +16,11 @@ import logging
 import time
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from reprise._gateway.ratelimit import MemoryRateLimiter, RateLimiter
-from reprise._stores.redis import split_url
+from reprise._protocols import RateLimiter
+from reprise._stores.memory_ratelimit import MemoryRateLimiter
+from reprise._stores.redis_client import DEFAULT_TIMEOUT, RedisClients, split_url, url_timeout
 
 logger = logging.getLogger("reprise.gateway")
 
@@ -48,6 +46,7 @@ class RedisRateLimiter:
 
     `url` may be the cache's URL, store options included: the counters then
     live under the store's prefix (`<prefix>ratelimit:`) and use its timeout.
+    `clients` shares redis-py clients with the store (see `RedisStore`).
     """
 
     def __init__(
@@ -55,19 +54,16 @@ class RedisRateLimiter:
         url: str,
         *,
         prefix: str | None = None,
-        timeout: float = 0.1,
+        timeout: float = DEFAULT_TIMEOUT,
         fallback: RateLimiter | None = None,
         retry_after: float = 2.0,
+        clients: RedisClients | None = None,
     ) -> None:
         url, options = split_url(url)
         self.prefix = prefix or options.get("prefix", "reprise:") + "ratelimit:"
-        timeout = float(options.get("timeout", timeout))
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
+        self._own_clients = clients is None
+        self._clients = RedisClients() if clients is None else clients
+        self._client: aioredis.Redis = self._clients.get(url, url_timeout(options, timeout))
         self._script = self._client.register_script(_HIT)
         self._fallback = fallback or MemoryRateLimiter()
         self._retry_after = retry_after
@@ -86,4 +82,5 @@ class RedisRateLimiter:
         return bool(allowed), max(0, int(ttl_ms)) / 1000
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._own_clients:  # a shared client is closed by its owner
+            await self._clients.aclose()

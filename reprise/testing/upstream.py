@@ -341,7 +341,7 @@ def main() -> None:
     args = parser.parse_args()
     embedder = None
     if args.embeddings:
-        from reprise._backends import make_embedder
+        from reprise._plugins import make_embedder
 
         embedder = make_embedder(args.embeddings)
     app = FakeUpstream(args.latency, args.chunk_delay, embedder=embedder).app

@@ -274,7 +274,7 @@ async def test_semantic_cache_learns_remote_dims_on_open() -> None:
 
 
 async def test_make_embedder_passes_options_to_the_remote_embedder() -> None:
-    from reprise._backends import make_embedder
+    from reprise._plugins import make_embedder
 
     server = Server(dims=5)
     emb = make_embedder(

@@ -9,7 +9,7 @@ from yarl import URL
 
 from reprise._gateway.errors import rate_limited
 from reprise._gateway.proxy import EnvProxies, upstream_headers, upstream_url
-from reprise._gateway.ratelimit import MemoryRateLimiter
+from reprise._stores.memory_ratelimit import MemoryRateLimiter
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 
 from reprise._exceptions import ConfigError
 from reprise._stores.redis import RedisStore, split_url
+from reprise._stores.redis_ratelimit import RedisRateLimiter
 
 
 def test_store_options_are_taken_out_and_the_rest_is_kept() -> None:
@@ -35,3 +36,9 @@ def test_without_options_the_defaults_hold() -> None:
 def test_a_bad_url_option_is_a_config_error(query: str) -> None:
     with pytest.raises(ConfigError):
         RedisStore(f"redis://127.0.0.1:1/0?{query}")
+
+
+def test_the_rate_limiter_reads_the_same_url_options() -> None:
+    assert RedisRateLimiter("redis://127.0.0.1:1/0?prefix=t:").prefix == "t:ratelimit:"
+    with pytest.raises(ConfigError):
+        RedisRateLimiter("redis://127.0.0.1:1/0?timeout=soon")

@@ -141,7 +141,7 @@ def test_target_precision_is_validated() -> None:
 
 
 def test_every_named_configuration_resolves() -> None:
-    from reprise._backends import import_from_string
+    from reprise._plugins import import_from_string
 
     for name, target in VERIFIERS.items():
         verifier = import_from_string(target)()

@@ -1,24 +1,13 @@
-"""Rate-limit counters for `<rate-limit>` and `<rate-limit-by-key>`.
+"""Rate-limit counters in this process's memory (the `RateLimiter` of `_protocols`).
 
-A `RateLimiter` counts calls per key in fixed windows of `period` seconds that
-start at a key's first call, as APIM's renewal period does. The in-memory one
-serves a single gateway process; the Redis one (same Protocol) lets replicas
-share their counters.
+They serve a single gateway process, and stand in for the Redis counters
+(`redis_ratelimit`, which let replicas share them) while Redis is down.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
-
-from reprise._backends import import_from_string
-
-
-class RateLimiter(Protocol):
-    async def hit(self, key: str, calls: int, period: float) -> tuple[bool, float]:
-        """Count one call for `key`; return (allowed, seconds until the window renews)."""
-        ...
 
 
 class MemoryRateLimiter:
@@ -46,12 +35,3 @@ class MemoryRateLimiter:
             return
         self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
         self._next_sweep = now + 60.0
-
-
-def limiter_for(cache_url: str) -> RateLimiter:
-    """Counters in Redis when the cache is, so that replicas share their limits."""
-    if cache_url.startswith(("redis://", "rediss://", "unix://")):
-        redis_limiter = import_from_string("reprise._stores.redis_ratelimit:RedisRateLimiter")
-        limiter: RateLimiter = redis_limiter(cache_url)  # counters under the store's prefix
-        return limiter
-    return MemoryRateLimiter()

@@ -1,7 +1,8 @@
-"""Pick embedders and stores by name, importing each only when chosen.
+"""Pick embedders, stores and rate limiters by name, importing each only when chosen.
 
 The tables map a name to `module:attribute`, so that an optional dependency
-(redis-py, a remote embeddings client) is imported only by those who use it.
+(onnxruntime, usearch, redis-py, a remote embeddings client) is imported only by
+those who use it. Every backend is chosen here, the library's and the gateway's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from reprise._exceptions import ConfigError
-from reprise._protocols import Embedder, VectorStore
+from reprise._protocols import Embedder, RateLimiter, VectorStore
+from reprise._stores.redis_client import RedisClients, is_redis_url
 
 EMBEDDERS: dict[str, str] = {
     "local": "reprise._embedders.local:LocalEmbedder",
@@ -21,6 +23,11 @@ EMBEDDERS: dict[str, str] = {
 STORES: dict[str, str] = {
     "embedded": "reprise._stores.embedded:EmbeddedStore",
     "redis": "reprise._stores.redis:RedisStore",
+}
+
+RATE_LIMITERS: dict[str, str] = {
+    "memory": "reprise._stores.memory_ratelimit:MemoryRateLimiter",
+    "redis": "reprise._stores.redis_ratelimit:RedisRateLimiter",
 }
 
 
@@ -50,13 +57,31 @@ def make_embedder(spec: str | Embedder, **options: Any) -> Embedder:
     return cls(model_dir=Path(spec), **options)  # type: ignore[no-any-return]
 
 
-def make_store(spec: str | Path | VectorStore) -> VectorStore:
-    """A data directory path, `:memory:`, a `redis://` / `rediss://` URL, or a store object."""
+def make_store(
+    spec: str | Path | VectorStore, *, redis_clients: RedisClients | None = None
+) -> VectorStore:
+    """A data directory path, `:memory:`, a `redis://` / `rediss://` URL, or a store object.
+
+    `redis_clients` lends a Redis store its client, shared with whoever else uses it.
+    """
     if not isinstance(spec, (str, Path)):
         return spec
     text = str(spec)
-    if text.startswith(("redis://", "rediss://", "unix://")):
-        return import_from_string(STORES["redis"])(text)  # type: ignore[no-any-return]
+    if is_redis_url(text):
+        cls = import_from_string(STORES["redis"])
+        return cls(text, clients=redis_clients)  # type: ignore[no-any-return]
     if "://" in text:
         raise ConfigError(f"unknown store URL scheme in {text!r}; use a path or redis://")
     return import_from_string(STORES["embedded"])(text)  # type: ignore[no-any-return]
+
+
+def make_rate_limiter(cache_url: str, *, redis_clients: RedisClients | None = None) -> RateLimiter:
+    """Counters in Redis when the cache is, so that replicas share their limits.
+
+    They live under the store's prefix and use its timeout (both from the URL);
+    `redis_clients` lets them share the store's client.
+    """
+    if is_redis_url(cache_url):
+        cls = import_from_string(RATE_LIMITERS["redis"])
+        return cls(cache_url, clients=redis_clients)  # type: ignore[no-any-return]
+    return import_from_string(RATE_LIMITERS["memory"])()  # type: ignore[no-any-return]
