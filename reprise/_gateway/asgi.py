@@ -112,10 +112,19 @@ def cache_control(scope: Scope) -> set[str]:
     return {d.strip().lower() for d in value.decode("latin-1").split(",")}
 
 
-async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
+def declared_length(scope: Scope, limit: int) -> bytes | None:
+    """The request's Content-Length header; a 413 if it declares more than `limit` bytes.
+
+    The body's actual size is checked as it arrives (`body_chunks`), whatever it declares.
+    """
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise too_large(limit)
+    return length
+
+
+async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
+    declared_length(scope, limit)
     chunks = [chunk async for chunk in body_chunks(receive, limit)]
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

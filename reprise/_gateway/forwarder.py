@@ -11,9 +11,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from reprise._gateway.asgi import Exchange, Receive, Scope, bearer, body_chunks, header
+from reprise._gateway.asgi import (
+    Exchange,
+    Receive,
+    Scope,
+    bearer,
+    body_chunks,
+    declared_length,
+    header,
+)
 from reprise._gateway.config import Api, GatewayConfig
-from reprise._gateway.errors import GatewayError, too_large
+from reprise._gateway.errors import GatewayError
 from reprise._gateway.metrics import Metrics
 from reprise._gateway.proxy import (
     Headers,
@@ -70,9 +78,7 @@ class Forwarder:
         self, scope: Scope, receive: Receive, headers: Headers
     ) -> bytes | AsyncIterator[bytes]:
         """The client's body, streamed (its length added to `headers`); too long: a 413."""
-        length = header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.config.max_body_bytes:
-            raise too_large(self.config.max_body_bytes)
+        length = declared_length(scope, self.config.max_body_bytes)
         content: bytes | AsyncIterator[bytes] = b""
         if length is not None or header(scope, b"transfer-encoding") is not None:
             if length is not None:
