@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -110,6 +110,8 @@ class SemanticCache:
     A prompt is a string or a list of chat messages: the last user turn is
     matched by meaning, everything else exactly (`reprise._prompt`);
     `ignore_system_messages` leaves system and developer messages out of it.
+    `clock` gives the Unix time entries are stamped and expire by; a store built
+    from `store` uses it too (tests pass one they advance).
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class SemanticCache:
         verifier: Verifier | None = None,
         candidates: int = 5,
         ignore_system_messages: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(
@@ -132,7 +135,8 @@ class SemanticCache:
         self.score_threshold = score_threshold
         self.ttl = ttl
         self.embedder: Embedder = LRUEmbedder(make_embedder(embedder))
-        self.vector_store = make_store(store)
+        self.clock = clock
+        self.vector_store = make_store(store, clock=clock)
         self.verifier = verifier if verifier is not None else _default_verifier()
         self.candidates = candidates
         self.ignore_system_messages = ignore_system_messages
@@ -276,7 +280,7 @@ class SemanticCache:
             vector, context = self._placeholder(), f"exact-only:{entry_id}"
         else:
             vector, context = (await self.embedder.embed([request.question]))[0], request.context
-        now = time.time()
+        now = self.clock()
         ttl = self.ttl if ttl is None else ttl
         entry = Entry(
             id=entry_id,

@@ -8,6 +8,8 @@ those who use it. Every backend is chosen here, the library's and the gateway's.
 from __future__ import annotations
 
 import importlib
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,21 +60,25 @@ def make_embedder(spec: str | Embedder, **options: Any) -> Embedder:
 
 
 def make_store(
-    spec: str | Path | VectorStore, *, redis_clients: RedisClients | None = None
+    spec: str | Path | VectorStore,
+    *,
+    redis_clients: RedisClients | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> VectorStore:
     """A data directory path, `:memory:`, a `redis://` / `rediss://` URL, or a store object.
 
-    `redis_clients` lends a Redis store its client, shared with whoever else uses it.
+    `redis_clients` lends a Redis store its client, shared with whoever else uses it;
+    `clock` is the Unix time a built store judges expiry by.
     """
     if not isinstance(spec, (str, Path)):
         return spec
     text = str(spec)
     if is_redis_url(text):
         cls = import_from_string(STORES["redis"])
-        return cls(text, clients=redis_clients)  # type: ignore[no-any-return]
+        return cls(text, clients=redis_clients, clock=clock)  # type: ignore[no-any-return]
     if "://" in text:
         raise ConfigError(f"unknown store URL scheme in {text!r}; use a path or redis://")
-    return import_from_string(STORES["embedded"])(text)  # type: ignore[no-any-return]
+    return import_from_string(STORES["embedded"])(text, clock=clock)  # type: ignore[no-any-return]
 
 
 def make_rate_limiter(cache_url: str, *, redis_clients: RedisClients | None = None) -> RateLimiter:

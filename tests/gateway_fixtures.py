@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import pytest_asyncio
 from reprise._gateway.app import Gateway, create_app
 from reprise._gateway.config import parse_config
 from reprise._gateway.outbound import STORE_TASK
-from reprise.testing import FakeUpstreamServer, GatewayServer, free_port
+from reprise.testing import FakeUpstreamServer, GatewayServer, ManualClock, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,8 +97,8 @@ async def running(app: Gateway) -> AsyncIterator[httpx.AsyncClient]:
         await app.shutdown()
 
 
-def app_from_yaml(config_yaml: str) -> Gateway:
-    return create_app(parse_config(config_yaml))
+def app_from_yaml(config_yaml: str, clock: Callable[[], float] = time.time) -> Gateway:
+    return create_app(parse_config(config_yaml), clock=clock)
 
 
 def _lookup_policy(
@@ -186,10 +187,19 @@ apis:
 """
 
 
+@pytest.fixture(scope="session")
+def gateway_clock() -> ManualClock:
+    """The time of `gateway_client`'s entries: real time, which a test may push forward."""
+    return ManualClock(frozen=False)
+
+
 @pytest_asyncio.fixture(scope="session")
-async def gateway_client(fake_upstream: FakeUpstreamServer) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway_client(
+    fake_upstream: FakeUpstreamServer, gateway_clock: ManualClock
+) -> AsyncIterator[httpx.AsyncClient]:
     """The in-process gateway without subscriptions, shared by the app tests."""
-    async with running(app_from_yaml(app_config_yaml(fake_upstream.url))) as client:
+    app = app_from_yaml(app_config_yaml(fake_upstream.url), clock=gateway_clock)
+    async with running(app) as client:
         yield client
 
 

@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,9 +94,17 @@ _STARTUP_WAIT = 30.0  # seconds the first cache-open attempt may delay startup
 _PROBES = frozenset({"/healthz", "/metrics"})
 
 
-def create_app(config: GatewayConfig, *, limiter: RateLimiter | None = None) -> Gateway:
-    """The gateway for `config`. Nothing is opened until the ASGI lifespan starts."""
-    return Gateway(config, limiter=limiter)
+def create_app(
+    config: GatewayConfig,
+    *,
+    limiter: RateLimiter | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Gateway:
+    """The gateway for `config`. Nothing is opened until the ASGI lifespan starts.
+
+    `clock` is the Unix time cached entries expire by (tests advance one).
+    """
+    return Gateway(config, limiter=limiter, clock=clock)
 
 
 @dataclass(slots=True)
@@ -109,12 +118,18 @@ class Caller:
 class Gateway:
     """The ASGI app. Lifespan startup opens the upstream pool and the caches."""
 
-    def __init__(self, config: GatewayConfig, *, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.metrics = Metrics()
         # One Redis client (one pool) per URL for the caches and the rate limiter.
         self.redis_clients = RedisClients()
-        self.slots = make_slots(config, self.redis_clients)
+        self.slots = make_slots(config, self.redis_clients, clock)
         self.limiter = limiter or make_rate_limiter(
             config.cache.url, redis_clients=self.redis_clients
         )

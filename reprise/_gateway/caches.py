@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -100,11 +101,14 @@ async def _close_quietly(cache: SemanticCache, name: str) -> None:
 
 
 def make_slots(
-    config: GatewayConfig, redis_clients: RedisClients | None = None
+    config: GatewayConfig,
+    redis_clients: RedisClients | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> dict[str, CacheSlot]:
     """One slot per embeddings backend that some lookup names.
 
-    Their Redis stores borrow their client from `redis_clients`, whose owner closes it.
+    Their Redis stores borrow their client from `redis_clients`, whose owner closes
+    it; `clock` is the Unix time their entries expire by.
     """
     backends = config.embeddings_backends
     slots: dict[str, CacheSlot] = {}
@@ -114,7 +118,8 @@ def make_slots(
         async def factory(backend: Backend = backend, url: str = url) -> SemanticCache:
             embedder = await _embedder_with_dims(backend)
             return SemanticCache(
-                store=make_store(url, redis_clients=redis_clients),
+                store=make_store(url, redis_clients=redis_clients, clock=clock),
+                clock=clock,
                 embedder=embedder,
                 ttl=None,  # every store passes the policy's duration
                 candidates=config.cache.candidates,

@@ -62,7 +62,8 @@ class EmbeddedStore:
 
     `ann_threshold` is the partition size above which HNSW replaces exact
     search; `purge_interval` is how often, in seconds, expired rows are
-    deleted from disk (they are never returned in between).
+    deleted from disk (they are never returned in between). `clock` gives the
+    Unix time entries expire by (tests advance one).
     """
 
     def __init__(
@@ -75,11 +76,13 @@ class EmbeddedStore:
         expansion_add: int = DEFAULTS.expansion_add,
         hot_entries: int = 4096,
         purge_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = str(path)
         self.params = HNSWParams(ann_threshold, connectivity, expansion_add, expansion_search)
         self.hot_entries = hot_entries
         self.purge_interval = purge_interval
+        self._clock = clock  # Unix time, which `expires_at` is compared with
         self.dims = 0
         self._db = Database(self.path)
         self._saved = None if self.path == ":memory:" else SavedGraphs(Path(self.path) / "ann")
@@ -110,7 +113,7 @@ class EmbeddedStore:
                     "so old entries could answer the wrong requests",
                     dropped.count, dropped.layout, self.path, KEY_LAYOUT,
                 )  # fmt: skip
-            await self._run(self._load, time.time())
+            await self._run(self._load, self._clock())
             self._loaded = True
         except BaseException:
             await self.aclose()
@@ -136,7 +139,7 @@ class EmbeddedStore:
         row = self._rows.get(entry_id)
         if row is None:
             return None
-        if _expired(row, time.time()):
+        if _expired(row, self._clock()):
             self._forget(entry_id)
             return None
         return (await self._entries([entry_id])).get(entry_id)
@@ -185,10 +188,10 @@ class EmbeddedStore:
         row = self._rows.get(entry_id)
         await self._run(self._db.delete, entry_id)
         self._forget(entry_id)
-        return row is not None and not _expired(row, time.time())
+        return row is not None and not _expired(row, self._clock())
 
     async def clear(self, partition: str | None = None) -> int:
-        count = await self._run(self._db.clear, partition, time.time())
+        count = await self._run(self._db.clear, partition, self._clock())
         if partition is None:
             self._forget_everything()
         else:
@@ -204,7 +207,7 @@ class EmbeddedStore:
         self, index: PartitionIndex, vector: Vector, k: int, max_distance: float
     ) -> list[tuple[str, float]]:
         """Up to k live (id, distance) within max_distance; asks for more if some expired."""
-        now, count = time.time(), k
+        now, count = self._clock(), k
         while True:
             labels, distances = index.search(vector, count)
             found: list[tuple[str, float]] = []
@@ -336,11 +339,11 @@ class EmbeddedStore:
         while True:
             await asyncio.sleep(self.purge_interval)
             try:
-                purged = await self._run(self._db.purge, time.time())
+                purged = await self._run(self._db.purge, self._clock())
             except StoreError as exc:
                 logger.warning("purging expired entries failed, will retry: %s", exc)
                 continue
-            now = time.time()
+            now = self._clock()
             for entry_id in purged:
                 row = self._rows.get(entry_id)
                 if row is not None and _expired(row, now):

@@ -105,6 +105,8 @@ class RedisStore:
     is where a config file that holds one URL puts them; the URL wins.
     `clients` shares redis-py clients (one pool per URL) with others that use
     the same Redis, the gateway's rate limiter; without it the store has its own.
+    `clock` gives the Unix time reads compare `expires_at` with (tests advance
+    one); Redis deletes expired keys by its own clock.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class RedisStore:
         ef_construction: int = HNSW_EF_CONSTRUCTION,
         hybrid_policy: str | None = None,
         clients: RedisClients | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         url, options = split_url(url)
         prefix = options.get("prefix", prefix)
@@ -136,6 +139,7 @@ class RedisStore:
         self.m = m
         self.ef_construction = ef_construction
         self.hybrid_policy = hybrid_policy
+        self._clock = clock  # Unix time, for the expiry check on reads
         self._own_clients = clients is None
         self._clients = RedisClients() if clients is None else clients
         self._client: aioredis.Redis = self._clients.get(url, timeout)
@@ -159,7 +163,7 @@ class RedisStore:
         if not row.keys() >= _REQUIRED:  # not one of ours (a foreign key under the prefix)
             return None
         entry = _entry(entry_id, row, with_vector=True)
-        return entry if _live(entry) else None
+        return entry if _live(entry, self._clock()) else None
 
     async def search(
         self, vector: Vector, partition: str, *, k: int, max_distance: float, context: str = ""
@@ -175,7 +179,7 @@ class RedisStore:
         args = ["PARAMS", 2, "vec", blob, "RETURN", len(_RETURN), *_RETURN]
         args += ["SORTBY", "dist", "LIMIT", 0, k, "DIALECT", 2]
         reply = await self._call(lambda: self._command("FT.SEARCH", self.index_name, query, *args))
-        return _matches(parse_search(reply), self.prefix, max_distance)
+        return _matches(parse_search(reply), self.prefix, max_distance, self._clock())
 
     async def upsert(self, entry: Entry) -> None:
         if entry.vector is None:
@@ -374,12 +378,12 @@ def _entry(entry_id: str, row: Mapping[str, bytes], *, with_vector: bool) -> Ent
     )
 
 
-def _live(entry: Entry) -> bool:
-    return entry.expires_at is None or entry.expires_at > time.time()
+def _live(entry: Entry, now: float) -> bool:
+    return entry.expires_at is None or entry.expires_at > now
 
 
 def _matches(
-    rows: Sequence[tuple[bytes, dict[str, bytes]]], prefix: str, max_distance: float
+    rows: Sequence[tuple[bytes, dict[str, bytes]]], prefix: str, max_distance: float, now: float
 ) -> list[Match]:
     out: list[Match] = []
     for key, row in rows:
@@ -387,7 +391,7 @@ def _matches(
             continue
         distance = max(0.0, float(row["dist"]))
         entry = _entry(key.decode()[len(prefix) :], row, with_vector=False)
-        if distance <= max_distance and _live(entry):
+        if distance <= max_distance and _live(entry, now):
             out.append(Match(entry, distance))
     out.sort(key=lambda m: m.distance)
     return out

@@ -5,6 +5,7 @@
 - `FakeUpstreamServer`, `GatewayServer`, `ValkeyServer`: the fake upstream,
   `reprise serve` and a Valkey with RediSearch as child processes on free ports.
 - `free_port()`: a port nothing listens on.
+- `ManualClock`: a clock a test advances past a TTL instead of sleeping.
 
 It ships in the package because `reprise demo` and `reprise bench` run these at run
 time; the pytest fixtures built on them live in `tests/`.
@@ -12,6 +13,7 @@ time; the pytest fixtures built on them live in `tests/`.
 
 from __future__ import annotations
 
+from reprise.testing.clock import ManualClock
 from reprise.testing.servers import (
     FakeUpstreamServer,
     GatewayServer,
@@ -25,6 +27,7 @@ __all__ = [
     "FakeUpstream",
     "FakeUpstreamServer",
     "GatewayServer",
+    "ManualClock",
     "Server",
     "ValkeyServer",
     "default_answer",

@@ -7,14 +7,13 @@ because the app (and its cache) is shared by the session.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import httpx
 
 from reprise._gateway import sse
-from reprise.testing import FakeUpstreamServer
+from reprise.testing import FakeUpstreamServer, ManualClock
 from tests.gateway_fixtures import chat, post, settle
 
 
@@ -220,12 +219,12 @@ async def test_legacy_completions_and_responses_are_cached(
         assert sse.assemble(kind, streamed.content) is not None  # type: ignore[arg-type]
 
 
-async def test_ttl_expiry(gateway_client: httpx.AsyncClient) -> None:
+async def test_ttl_expiry(gateway_client: httpx.AsyncClient, gateway_clock: ManualClock) -> None:
     prompt = "What is the boiling point of water at sea level?"
     await post(gateway_client, chat(prompt), api="ttl2")
     await settle()
     hit = await post(gateway_client, chat(prompt), api="ttl2")
-    await asyncio.sleep(2.2)  # the entry's duration is 2 s; the hit came well within it
+    gateway_clock.advance(2.2)  # the entry's duration is 2 s; the hit came well within it
     expired = await post(gateway_client, chat(prompt), api="ttl2")
     assert hit.headers["x-cache-status"] == "HIT"
     assert expired.headers["x-cache-status"] == "MISS"

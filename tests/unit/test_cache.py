@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -11,6 +10,7 @@ from reprise import Decision, Match, SemanticCache, ThresholdVerifier
 from reprise._exceptions import CacheError, EmbedderError
 from reprise._request import prompt_key
 from reprise._stores.embedded import EmbeddedStore
+from reprise.testing import ManualClock
 from tests.fakes import FakeEmbedder, at_distance, unit
 
 # The cache core under test, not a verifier: the plain similarity rule, named explicitly.
@@ -145,13 +145,15 @@ async def test_partitions_never_share_answers(cache: SemanticCache) -> None:
     assert await cache.lookup("What is the capital of France?", partition="model-a") is not None
 
 
-async def test_entries_expire_after_their_ttl(embedder: FakeEmbedder, store: EmbeddedStore) -> None:
-    async with SemanticCache(store=store, embedder=embedder, ttl=0.5, verifier=PLAIN) as cache:
+async def test_entries_expire_after_their_ttl(embedder: FakeEmbedder) -> None:
+    clock = ManualClock()
+    cache = SemanticCache(store=":memory:", embedder=embedder, ttl=0.5, verifier=PLAIN, clock=clock)
+    async with cache:
         await cache.store("What is the capital of France?", "Paris.")
         await cache.store("How do I bake bread?", "Knead.", ttl=60)
         assert await cache.lookup("Which city is the capital of France?") is not None
 
-        await asyncio.sleep(0.7)
+        clock.advance(0.7)
 
         assert await cache.lookup("What is the capital of France?") is None
         assert await cache.lookup("Which city is the capital of France?") is None

@@ -16,6 +16,7 @@ from reprise._protocols import Entry, Vector
 from reprise._stores._index import ExactIndex, HNSWIndex
 from reprise._stores._sqlite import Database
 from reprise._stores.embedded import EmbeddedStore
+from reprise.testing import ManualClock
 from tests.fakes import DIMS, at_distance, unit
 
 
@@ -29,15 +30,16 @@ def rows_on_disk(path: Path) -> set[str]:
 
 
 async def test_entries_survive_a_restart_and_expired_ones_do_not(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path)
+    clock = ManualClock()
+    store = EmbeddedStore(tmp_path, clock=clock)
     await store.open(DIMS)
     await store.upsert(entry("kept", unit(1), meta={"n": 1}))
     await store.upsert(entry("other", unit(1), "q"))
-    await store.upsert(entry("short", unit(2), expires_at=time.time() + 0.3))
+    await store.upsert(entry("short", unit(2), expires_at=clock() + 0.3))
     await store.aclose()
-    await asyncio.sleep(0.4)
+    clock.advance(0.4)
 
-    again = EmbeddedStore(tmp_path)
+    again = EmbeddedStore(tmp_path, clock=clock)
     await again.open(DIMS)
     try:
         kept = await again.get("kept")
@@ -181,13 +183,18 @@ async def test_a_large_partition_is_rebuilt_as_hnsw_on_open(tmp_path: Path) -> N
 
 
 async def test_expired_rows_are_purged_from_disk(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path, purge_interval=0.05)
+    clock = ManualClock()
+    store = EmbeddedStore(tmp_path, purge_interval=0.05, clock=clock)
     await store.open(DIMS)
     try:
-        await store.upsert(entry("gone", unit(1), expires_at=time.time() + 0.1))
+        await store.upsert(entry("gone", unit(1), expires_at=clock() + 0.1))
         await store.upsert(entry("kept", unit(2)))
         assert rows_on_disk(tmp_path) == {"gone", "kept"}
-        await asyncio.sleep(0.4)
+        clock.advance(0.4)
+        for _ in range(250):  # the purge runs every 50 ms of real time
+            if rows_on_disk(tmp_path) == {"kept"}:
+                break
+            await asyncio.sleep(0.02)
 
         assert rows_on_disk(tmp_path) == {"kept"}
         assert "gone" not in store._rows
@@ -314,15 +321,16 @@ async def test_a_graph_not_vouched_for_by_a_clean_close_is_rebuilt(tmp_path: Pat
 
 
 async def test_entries_expired_since_the_save_leave_the_loaded_graph(tmp_path: Path) -> None:
-    await _filled(tmp_path, expires_at=time.time() + 0.3)
-    store = EmbeddedStore(tmp_path, ann_threshold=50)
+    clock = ManualClock()
+    await _filled(tmp_path, expires_at=clock() + 0.3)
+    store = EmbeddedStore(tmp_path, ann_threshold=50, clock=clock)
     await store.open(DIMS)
     for i in range(60, 120):
         await store.upsert(entry(f"e{i}", unit(f"e{i}")))
     await store.aclose()
-    await asyncio.sleep(0.4)
+    clock.advance(0.4)
 
-    again = EmbeddedStore(tmp_path, ann_threshold=50)
+    again = EmbeddedStore(tmp_path, ann_threshold=50, clock=clock)
     await again.open(DIMS)
     try:
         assert len(again._partitions[("p", "")]) == 60

@@ -6,7 +6,6 @@ To add a backend, add a factory to `FACTORIES`: it gets the pytest request
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,26 +19,40 @@ from reprise._exceptions import StoreError
 from reprise._protocols import Entry, Vector, VectorStore
 from reprise._stores.embedded import EmbeddedStore
 from reprise._stores.redis import RedisStore
+from reprise.testing import ManualClock
 from tests.fakes import DIMS, at_distance, unit
 
-Factory = Callable[[pytest.FixtureRequest, Path], VectorStore]
+Factory = Callable[[pytest.FixtureRequest, Path, ManualClock], VectorStore]
 
 FACTORIES: dict[str, Factory] = {
-    "embedded-memory": lambda request, tmp: EmbeddedStore(":memory:"),
-    "embedded-disk": lambda request, tmp: EmbeddedStore(tmp / "data"),
+    "embedded-memory": lambda request, tmp, clock: EmbeddedStore(":memory:", clock=clock),
+    "embedded-disk": lambda request, tmp, clock: EmbeddedStore(tmp / "data", clock=clock),
     # HNSW from the first entry, so every contract also holds for the ANN path.
-    "embedded-ann": lambda request, tmp: EmbeddedStore(":memory:", ann_threshold=1),
+    "embedded-ann": lambda request, tmp, clock: EmbeddedStore(
+        ":memory:", ann_threshold=1, clock=clock
+    ),
     # A key prefix (so an index) per test on the session's server; a generous
     # timeout because CI machines are shared and slow.
-    "redis": lambda request, tmp: RedisStore(
-        request.getfixturevalue("redis_url"), prefix=f"contract:{uuid.uuid4().hex}:", timeout=5.0
+    "redis": lambda request, tmp, clock: RedisStore(
+        request.getfixturevalue("redis_url"),
+        prefix=f"contract:{uuid.uuid4().hex}:",
+        timeout=5.0,
+        clock=clock,
     ),
 }
 
 
+@pytest.fixture
+def clock() -> ManualClock:
+    """The stores' time: it stands still unless a test advances it."""
+    return ManualClock()
+
+
 @pytest.fixture(params=list(FACTORIES))
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], VectorStore]:
-    return lambda: FACTORIES[request.param](request, tmp_path)
+def store_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> Callable[[], VectorStore]:
+    return lambda: FACTORIES[request.param](request, tmp_path, clock)
 
 
 @pytest.fixture
@@ -222,11 +235,11 @@ async def test_an_expired_entry_is_never_returned(store: VectorStore) -> None:
     assert await store.delete("old") is False
 
 
-async def test_an_entry_expires_while_stored(store: VectorStore) -> None:
-    await store.upsert(entry("soon", unit(1), expires_at=time.time() + 0.6))
+async def test_an_entry_expires_while_stored(store: VectorStore, clock: ManualClock) -> None:
+    await store.upsert(entry("soon", unit(1), expires_at=clock() + 0.6))
     assert await store.get("soon") is not None
 
-    await asyncio.sleep(0.8)
+    clock.advance(0.8)
 
     assert await store.get("soon") is None
     assert await store.search(unit(1), "p", k=5, max_distance=0.5) == []

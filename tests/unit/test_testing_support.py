@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from reprise._exceptions import ConfigError
-from reprise.testing import FakeUpstream, default_answer
+from reprise.testing import FakeUpstream, ManualClock, default_answer
 from reprise.testing.servers import _dev_file
 from tests.fakes import FakeEmbedder
 
@@ -81,3 +82,17 @@ async def test_without_an_embedder_embeddings_are_seeded_unit_vectors(
 def test_a_managed_valkey_without_the_dev_wheels_says_which_to_install() -> None:
     with pytest.raises(ConfigError, match=r"reprise\[dev\]"):
         _dev_file("reprise_no_such_wheel", "bin/valkey-server")
+
+
+def test_a_manual_clock_moves_when_advanced_and_a_flowing_one_with_real_time() -> None:
+    frozen, flowing = ManualClock(), ManualClock(frozen=False)
+    start = frozen()
+    assert abs(start - time.time()) < 5
+    time.sleep(0.01)
+    assert frozen() == start
+    frozen.advance(2.5)
+    assert frozen() == start + 2.5
+    before = flowing()
+    time.sleep(0.01)
+    flowing.advance(10)
+    assert flowing() >= before + 10.01
