@@ -135,7 +135,11 @@ class Server:
 
 
 class FakeUpstreamServer(Server):
-    """The fake OpenAI backend (`reprise.testing.upstream`) as its own process."""
+    """The fake OpenAI backend (`reprise.testing.upstream`) as its own process.
+
+    `name` names its log file in `log_dir` (default `upstream`, or `embeddings`
+    when it serves an embedder), so that two of them in one directory keep apart.
+    """
 
     def __init__(
         self,
@@ -144,13 +148,15 @@ class FakeUpstreamServer(Server):
         *,
         chunk_delay: float = 0.0,
         embeddings: str | None = None,
+        name: str | None = None,
     ) -> None:
         port = free_port()
         command = [sys.executable, "-m", "reprise.testing", "--port", str(port)]
         command += ["--latency", str(latency), "--chunk-delay", str(chunk_delay)]
         if embeddings:
             command += ["--embeddings", embeddings]
-        super().__init__("embeddings" if embeddings else "upstream", command, port, log_dir)
+        name = name or ("embeddings" if embeddings else "upstream")
+        super().__init__(name, command, port, log_dir)
 
     def stats(self) -> dict[str, Any]:
         return httpx.get(f"{self.url}/_control/stats").json()  # type: ignore[no-any-return]
