@@ -64,21 +64,24 @@ def make_store(
     *,
     redis_clients: RedisClients | None = None,
     clock: Callable[[], float] = time.time,
+    **options: Any,
 ) -> VectorStore:
     """A data directory path, `:memory:`, a `redis://` / `rediss://` URL, or a store object.
 
     `redis_clients` lends a Redis store its client, shared with whoever else uses it;
-    `clock` is the Unix time a built store judges expiry by.
+    `clock` is the Unix time a built store judges expiry by. `options` go to the
+    store's constructor: `max_entries=`, `max_bytes=` for the embedded store.
     """
     if not isinstance(spec, (str, Path)):
         return spec
     text = str(spec)
     if is_redis_url(text):
         cls = import_from_string(STORES["redis"])
-        return cls(text, clients=redis_clients, clock=clock)  # type: ignore[no-any-return]
+        return cls(text, clients=redis_clients, clock=clock, **options)  # type: ignore[no-any-return]
     if "://" in text:
         raise ConfigError(f"unknown store URL scheme in {text!r}; use a path or redis://")
-    return import_from_string(STORES["embedded"])(text, clock=clock)  # type: ignore[no-any-return]
+    embedded = import_from_string(STORES["embedded"])
+    return embedded(text, clock=clock, **options)  # type: ignore[no-any-return]
 
 
 def make_rate_limiter(cache_url: str, *, redis_clients: RedisClients | None = None) -> RateLimiter:

@@ -1,6 +1,8 @@
 """The plug-in points: `Embedder` turns text into vectors, `VectorStore` keeps entries,
 `RateLimiter` counts calls, `Gate` admits lookups.
 
+`AdminStore` is what a store adds so that it can be operated (stats, export, eviction).
+
 All are structural Protocols, so a backend needs no base class, only these
 methods. Vectors are float32 and L2-normalised: cosine distance is then
 `1 - a @ b`, the unit every store reports and `score_threshold` is given in.
@@ -8,7 +10,7 @@ methods. Vectors are float32 and L2-normalised: cosine distance is then
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -146,4 +148,41 @@ class RateLimiter(Protocol):
 
     async def hit(self, key: str, calls: int, period: float) -> tuple[bool, float]:
         """Count one call for `key`; return (allowed, seconds until the window renews)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStats:
+    """What one partition of a store holds: live entries, their bytes, their age.
+
+    `bytes` counts the stored prompt, response, vector and meta (what the
+    entries themselves weigh, not the backend's bookkeeping); `oldest` and
+    `newest` are the entries' `created_at` (Unix time), None when empty.
+    """
+
+    partition: str
+    entries: int
+    bytes: int
+    oldest: float | None
+    newest: float | None
+
+
+@runtime_checkable
+class AdminStore(Protocol):
+    """What operating a store needs beyond `VectorStore`: counting, listing, evicting.
+
+    Optional: the gateway's admin API and `reprise cache` use it when the store
+    has it (both built-in stores do) and say so when it does not.
+    """
+
+    @property
+    def evictions(self) -> int:
+        """Entries removed to stay within a size bound since the store opened."""
+        ...
+
+    async def partition_stats(self) -> list[PartitionStats]:
+        """One `PartitionStats` per partition with live entries."""
+        ...
+
+    def entries(self, partition: str | None = None) -> AsyncIterator[Entry]:
+        """Every live entry (of `partition`, or all), vectors included, in no set order."""
         ...

@@ -35,6 +35,7 @@ from typing import Any
 from reprise._cache import Hit, Lookup
 from reprise._exceptions import CacheError, LookupShed, RequestError
 from reprise._gateway import sse
+from reprise._gateway.admin import ADMIN_PATH, Admin
 from reprise._gateway.asgi import (
     ClientGone,
     Exchange,
@@ -60,6 +61,7 @@ from reprise._gateway.errors import (
 )
 from reprise._gateway.expressions import RequestContext
 from reprise._gateway.forwarder import Forwarder
+from reprise._gateway.ledger import Ledger, Noted
 from reprise._gateway.metrics import CONTENT_TYPE, Metrics
 from reprise._gateway.outbound import OutboundStores, Pending
 from reprise._gateway.policies import (
@@ -136,6 +138,8 @@ class Gateway:
         self.budget = config.cache.lookup_budget_ms / 1e3
         self.forwarder = Forwarder(config, self.metrics)
         self.stores = OutboundStores(self.metrics)
+        self.ledger = Ledger(self.metrics, config.prices)
+        self.admin = Admin(config, self.slots, self.ledger, self.metrics)
         self._openers: list[asyncio.Task[None]] = []
 
     # -- lifespan
@@ -232,6 +236,9 @@ class Gateway:
             return
         if path == "/reprise/feedback" and method == "POST":
             await self._feedback(ex, receive)
+            return
+        if path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/"):
+            await self.admin.handle(ex, receive)
             return
         match = self.config.match_api(path)
         if match is None:
@@ -334,6 +341,7 @@ class Gateway:
         pending: Pending,
     ) -> Hit | None:
         """Run the lookup policy; set the cache status and what a later store needs."""
+        ex.noted = Noted(policy.embeddings_backend_id)
         prompt = extract_prompt(
             payload, endpoint, ignore_system_messages=policy.ignore_system_messages
         )
@@ -361,6 +369,7 @@ class Gateway:
         directives = cache_control(ex.scope)
         slot = self.slots[policy.embeddings_backend_id]
         pending.prompt, pending.partition, pending.slot = prompt, partition, slot
+        ex.noted.partition, ex.noted.prompt = partition, prompt.question
         pending.may_store = "no-store" not in directives
         ex.trace.add(
             "partition", partition=partition, vary_by=len(vary), messages=prompt.message_count
@@ -439,13 +448,17 @@ class Gateway:
         if status == "FAILED":
             ex.log["cache_error"] = reason
         assert ex.api is not None
+        assert ex.noted is not None
         self.metrics.count(self.metrics.lookups, ex.api.name, status)
+        ex.noted.reason = reason
+        self.ledger.lookup(ex.api.name, ex.noted.cache, ex.noted.partition, status)
 
     async def _serve_hit(
         self, ex: Exchange, hit: Hit, endpoint: Endpoint, payload: dict[str, Any], stream: bool
     ) -> bool:
         if not stream:
             await ex.respond(200, JSON_HEADERS, hit.response.encode())
+            self._saved(ex, hit)
             return True
         try:
             cached = json.loads(hit.response)
@@ -456,7 +469,13 @@ class Gateway:
         options = payload.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True
         await ex.respond(200, SSE_HEADERS, sse.replay(endpoint, cached, include_usage=usage))
+        self._saved(ex, hit)
         return True
+
+    def _saved(self, ex: Exchange, hit: Hit) -> None:
+        assert ex.api is not None
+        assert ex.noted is not None
+        self.ledger.hit(ex.api.name, ex.noted.cache, ex.noted.partition, hit.meta)
 
     async def _rate_limit(
         self,
@@ -577,6 +596,8 @@ class Gateway:
         self.metrics.count(self.metrics.requests, api, cache_status, str(status))
         if ex.api is not None:
             self.metrics.observe(self.metrics.request_seconds, elapsed / 1e3, api, cache_status)
+        if ex.noted is not None:
+            self.ledger.finished(ex, cache_status, status, elapsed)
         record: dict[str, Any] = {
             "event": "request",
             "method": ex.scope["method"],

@@ -13,6 +13,7 @@ from typing import Any
 
 from reprise._gateway.config import Api
 from reprise._gateway.errors import JSON_HEADERS, GatewayError, too_large
+from reprise._gateway.ledger import Noted
 from reprise._gateway.proxy import Headers
 from reprise._gateway.trace import Trace
 
@@ -34,6 +35,7 @@ class Exchange:
         "cache_status",
         "entry",
         "log",
+        "noted",
         "scope",
         "score",
         "send",
@@ -50,6 +52,7 @@ class Exchange:
         self.cache_status: str | None = None  # None: not a cached API, no header
         self.score: float | None = None
         self.entry: str | None = None  # the entry served, named for feedback
+        self.noted: Noted | None = None  # the lookup, as the admin ledger keeps it
         self.status = 0
         self.started = False
         self.log: dict[str, Any] = {}

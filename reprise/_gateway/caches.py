@@ -118,7 +118,7 @@ def make_slots(
         async def factory(backend: Backend = backend, url: str = url) -> SemanticCache:
             embedder = await _embedder_with_dims(backend)
             return SemanticCache(
-                store=make_store(url, redis_clients=redis_clients, clock=clock),
+                store=make_store(url, redis_clients=redis_clients, clock=clock, **bounds(config)),
                 clock=clock,
                 embedder=embedder,
                 ttl=None,  # every store passes the policy's duration
@@ -136,6 +136,12 @@ def _admission(config: GatewayConfig) -> AdmissionSettings:
         queued=cache.max_lookups_queued,
         budget_s=cache.lookup_budget_ms / 1e3,
     )
+
+
+def bounds(config: GatewayConfig) -> dict[str, int]:
+    """The config's size bounds, as the embedded store's keyword arguments."""
+    found = {"max_entries": config.cache.max_entries, "max_bytes": config.cache.max_bytes}
+    return {name: bound for name, bound in found.items() if bound is not None}
 
 
 def _store_for(url: str, backend: Backend, *, shared: bool) -> str:

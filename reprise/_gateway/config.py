@@ -22,6 +22,10 @@ embedders and connection pools at startup from the frozen `GatewayConfig`.
       max-lookups-queued: 256                  # more wait; beyond that, or if it could not finish
                                                # within the budget, a lookup fails open at once
       share-across-credentials: false          # see "Partitioning" below
+      max-entries: 100000                      # optional: least recently used entries evicted
+      max-bytes: 2000000000                    #   past either bound (embedded store only)
+    admin: { key: "${REPRISE_ADMIN_KEY}" }     # optional: the admin API, see adminconfig.py
+    prices: { gpt-4o: { input-per-million: 2.5, output-per-million: 10 } }   # optional
     max-body-bytes: 16777216                   # larger requests get a 413
     apis:
       - name: my-api                           # context.Api.Id
@@ -67,6 +71,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from reprise._exceptions import ConfigError
+from reprise._gateway.adminconfig import AdminSettings, Prices, read_admin, read_prices
 from reprise._gateway.policies import (
     Policies,
     Policy,
@@ -146,7 +151,9 @@ class CacheSettings:
     and `max_lookups_queued` more wait; a lookup refused at admission (queue
     full, or expected to finish past the budget) fails open at once, counted in
     `reprise_cache_lookups_shed_total` (`reprise._gateway.admission`). Exact
-    repeats never queue.
+    repeats never queue. `max_entries` and `max_bytes` bound the
+    embedded store (least recently used evicted; None: unbounded); Redis bounds
+    itself with `maxmemory` (README, "Operating Reprise").
     """
 
     url: str = field(default="./reprise-data", repr=False)
@@ -155,13 +162,16 @@ class CacheSettings:
     candidates: int = 5
     max_lookups_in_flight: int = 64
     max_lookups_queued: int = 256
+    max_entries: int | None = None
+    max_bytes: int | None = None
 
     def __repr__(self) -> str:
         return (
             f"CacheSettings(url={redact(self.url)!r}, lookup_budget_ms={self.lookup_budget_ms}, "
             f"share_across_credentials={self.share_across_credentials}, "
             f"candidates={self.candidates}, max_lookups_in_flight={self.max_lookups_in_flight}, "
-            f"max_lookups_queued={self.max_lookups_queued})"
+            f"max_lookups_queued={self.max_lookups_queued}, max_entries={self.max_entries}, "
+            f"max_bytes={self.max_bytes})"
         )
 
 
@@ -200,6 +210,8 @@ class GatewayConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     source: str = "<string>"
     warnings: tuple[str, ...] = ()
+    admin: AdminSettings | None = None
+    prices: Prices = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def partition_by_credential(self) -> bool:
@@ -322,7 +334,7 @@ class _Reader(YamlReader):
         self.keys(
             root,
             "",
-            ("backends", "subscriptions", "cache", "max-body-bytes", "apis"),
+            ("backends", "subscriptions", "cache", "max-body-bytes", "apis", "admin", "prices"),
             required=("backends", "apis"),
         )
         backends = self.backends(root)
@@ -333,6 +345,8 @@ class _Reader(YamlReader):
             cache=self.cache(root),
             max_body_bytes=self.integer(root, "max-body-bytes", "", DEFAULT_MAX_BODY_BYTES),
             source=self.source,
+            admin=read_admin(self, root),
+            prices=read_prices(self, root),
         )
 
     def backends(self, root: Map) -> dict[str, Backend]:
@@ -406,11 +420,25 @@ class _Reader(YamlReader):
             "candidates",
             "max-lookups-in-flight",
             "max-lookups-queued",
+            "max-entries",
+            "max-bytes",
         )
         self.keys(m, "cache", allowed)
         defaults = CacheSettings()
+        url = self.string(m, "url", "cache", defaults.url)
+        bounds = {k: self.integer(m, k, "cache", 1) for k in ("max-entries", "max-bytes") if k in m}
+        if bounds and "://" in url:
+            key = next(iter(bounds))
+            raise self.fail(
+                f"cache.{key}",
+                m.lines[key],
+                "bounds the embedded store only; Redis bounds itself: set its maxmemory "
+                "and maxmemory-policy allkeys-lru (README, 'Operating Reprise')",
+            )
         return CacheSettings(
-            url=self.string(m, "url", "cache", defaults.url),
+            url=url,
+            max_entries=bounds.get("max-entries"),
+            max_bytes=bounds.get("max-bytes"),
             lookup_budget_ms=self.number(m, "lookup-budget-ms", "cache", defaults.lookup_budget_ms),
             share_across_credentials=self.boolean(
                 m, "share-across-credentials", "cache", defaults.share_across_credentials

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from reprise._admin import savings
 from reprise._exceptions import CacheError
 from reprise._gateway import sse
 from reprise._gateway.asgi import Exchange
@@ -77,8 +78,10 @@ class OutboundStores:
             ex.trace.add("store", status="scheduled", ttl_s=store.duration)
         assert ex.api is not None
         name = ex.api.name
+        # What a hit on this entry will save: the backend's part of this request.
+        backend_ms = ex.trace.elapsed_ms() - float(ex.log.get("lookup_ms", 0.0))
         task = asyncio.create_task(
-            self._store(name, store, pending, endpoint, status, content, streamed),
+            self._store(name, store, pending, endpoint, status, content, streamed, backend_ms),
             name=STORE_TASK,
         )
         self._tasks.add(task)
@@ -93,6 +96,7 @@ class OutboundStores:
         status: int,
         content: bytes,
         streamed: bool,
+        backend_ms: float,
     ) -> None:
         """The outbound store, run after the response: its failures only reach the log."""
         text, parsed = _answer(endpoint, content, streamed)
@@ -104,7 +108,10 @@ class OutboundStores:
             self.metrics.count(self.metrics.stores, api, "skipped")
             return
         try:
-            await cache.store(pending.prompt, text, pending.partition, ttl=store.duration)
+            meta = {savings.KEY: savings.from_response(parsed, backend_ms).as_meta()}
+            await cache.store(
+                pending.prompt, text, pending.partition, ttl=store.duration, meta=meta
+            )
         except CacheError as exc:
             self.metrics.count(self.metrics.stores, api, "error")
             log_event("cache_store_failed", api=api, error=f"{type(exc).__name__}: {exc}")

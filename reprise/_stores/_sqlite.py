@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,15 @@ CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires_at) WHERE expires
 """
 
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
+COLUMNS = "label, id, partition, prompt, response, vector, created_at, expires_at, meta, context"
 ROW = ", ".join("?" * 10)
+#: What an entry weighs, in bytes: the same sum as `entry_size`, computed by SQLite.
+SIZE = (
+    "LENGTH(CAST(prompt AS BLOB)) + LENGTH(CAST(response AS BLOB)) + LENGTH(vector)"
+    " + LENGTH(CAST(meta AS BLOB))"
+)
+#: When an entry was last read or written; older rows (before recency was kept) have NULL.
+USED = "COALESCE(last_used, created_at)"
 #: The settings row naming the key layout (`KEY_LAYOUT`) the entries were written in.
 LAYOUT = "key_layout"
 
@@ -60,6 +68,8 @@ class Chunk:
     indexes: list[tuple[str, str]]  # (partition, context)
     expires: list[float | None]
     vectors: list[bytes | None]
+    sizes: list[int]
+    used: list[float]
 
 
 class Database:
@@ -88,6 +98,7 @@ class Database:
             # a lost cache entry costs one backend call.
             self._con.execute("PRAGMA synchronous=NORMAL")
         self.con.executescript(SCHEMA)
+        self._add_recency()
         row = self.con.execute("SELECT value FROM settings WHERE key = 'dims'").fetchone()
         if row is None:
             self.con.execute("INSERT INTO settings VALUES ('dims', ?)", (str(dims),))
@@ -120,6 +131,14 @@ class Database:
         self.con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (LAYOUT, str(layout)))
         self.con.commit()
         return Dropped(int(count), found or "1") if count else None
+
+    def _add_recency(self) -> None:
+        # Stores written before size bounds existed lack the column; their rows count
+        # as last used when created.
+        columns = {row[1] for row in self.con.execute("PRAGMA table_info(entries)")}
+        if "last_used" not in columns:
+            self.con.execute("ALTER TABLE entries ADD COLUMN last_used REAL")
+            self.con.commit()
 
     def close(self) -> None:
         if self._con is not None:
@@ -154,14 +173,24 @@ class Database:
         skipped = " OR ".join(["(partition = ? AND context = ?)"] * len(skip)) or "0"
         cursor = self.con.execute(
             f"SELECT label, id, partition, context, expires_at, "
-            f"CASE WHEN {skipped} THEN NULL ELSE vector END "
+            f"CASE WHEN {skipped} THEN NULL ELSE vector END, {SIZE}, {USED} "
             f"FROM entries WHERE {LIVE}",
             (*(name for key in skip for name in key), now),
         )
         while rows := cursor.fetchmany(chunk):
-            labels, ids, partitions, contexts, expires, vectors = zip(*rows, strict=True)
+            labels, ids, partitions, contexts, expires, vectors, sizes, used = zip(
+                *rows, strict=True
+            )
             indexes = list(zip(partitions, contexts, strict=True))
-            yield Chunk(list(labels), list(ids), indexes, list(expires), list(vectors))
+            yield Chunk(
+                list(labels),
+                list(ids),
+                indexes,
+                list(expires),
+                list(vectors),
+                list(sizes),
+                list(used),
+            )
 
     def index_vectors(self, index: tuple[str, str], now: float) -> tuple[list[int], bytes]:
         rows = self.con.execute(
@@ -179,9 +208,9 @@ class Database:
         )
         return {row[0]: _entry(row) for row in rows}
 
-    def upsert(self, entry: Entry, label: int, vector: bytes, meta: str) -> None:
+    def upsert(self, entry: Entry, label: int, vector: bytes, meta: str, used: float) -> None:
         self.con.execute(
-            f"INSERT OR REPLACE INTO entries VALUES ({ROW})",
+            f"INSERT OR REPLACE INTO entries ({COLUMNS}, last_used) VALUES ({ROW}, ?)",
             (
                 label,
                 entry.id,
@@ -193,9 +222,41 @@ class Database:
                 entry.expires_at,
                 meta,
                 entry.context,
+                used,
             ),
         )
         self.con.commit()
+
+    def touch(self, used: Iterable[tuple[float, str]]) -> None:
+        """Record when entries were last used: (time, id) pairs, one transaction."""
+        self.con.executemany("UPDATE entries SET last_used = ? WHERE id = ?", used)
+        self.con.commit()
+
+    def delete_many(self, ids: Sequence[str]) -> None:
+        self.con.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in ids])
+        self.con.commit()
+
+    def partition_stats(self, now: float) -> list[tuple[str, int, int, float, float]]:
+        """(partition, entries, bytes, oldest, newest created_at) of the live rows."""
+        rows = self.con.execute(
+            f"SELECT partition, COUNT(*), SUM({SIZE}), MIN(created_at), MAX(created_at) "
+            f"FROM entries WHERE {LIVE} GROUP BY partition",
+            (now,),
+        )
+        return [(p, int(n), int(b), float(lo), float(hi)) for p, n, b, lo, hi in rows]
+
+    def page(
+        self, partition: str | None, now: float, after: int, limit: int
+    ) -> list[tuple[int, Entry]]:
+        """Up to `limit` (label, entry) of live rows with a label above `after`, by label."""
+        where, args = ("AND partition = ?", (partition,)) if partition is not None else ("", ())
+        rows = self.con.execute(
+            "SELECT id, partition, prompt, response, vector, created_at, expires_at, meta, "
+            f"context, label FROM entries WHERE label > ? AND {LIVE} {where} "
+            "ORDER BY label LIMIT ?",
+            (after, now, *args, limit),
+        )
+        return [(row[9], _entry(row[:9])) for row in rows]
 
     def delete(self, entry_id: str) -> None:
         self.con.execute("DELETE FROM entries WHERE id = ?", (entry_id,))

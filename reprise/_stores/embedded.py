@@ -5,6 +5,12 @@
     indexes             one per (partition, context): exact numpy search, HNSW once large
     hot entries         an LRU of recently read or written entries
 
+The row map is kept in recency order (least recently used first): with
+`max_entries` or `max_bytes` set, an upsert that goes over evicts from its
+front, from the row map, the index and SQLite alike. When each entry was
+last used is written back to SQLite in batches (`last_used`), so that the
+order, and so eviction, survives a restart.
+
 `get` of an unknown id answers from the row map alone; a hot entry needs no I/O
 either. Searching is pure numpy / usearch on the event loop (about a millisecond,
 see benchmarks/store.md); only the few matches within
@@ -22,7 +28,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -30,7 +36,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from reprise._exceptions import StoreError, StoreUnavailable
-from reprise._protocols import KEY_LAYOUT, Entry, Match, Vector
+from reprise._protocols import KEY_LAYOUT, Entry, Match, PartitionStats, Vector
 from reprise._stores._index import DEFAULTS, HNSWIndex, HNSWParams, Labels, PartitionIndex
 from reprise._stores._saved import SavedGraphs
 from reprise._stores._sqlite import Database
@@ -40,6 +46,9 @@ T = TypeVar("T")
 #: float32 dot products of equal unit vectors land within this of 0; an identical
 #: prompt must still be found at `max_distance=0`.
 ROUNDING = 1e-6
+#: Recency updates kept in memory before they are written to SQLite in one transaction.
+TOUCH_BATCH = 512
+EXPORT_PAGE = 256
 logger = logging.getLogger("reprise.store")
 
 
@@ -51,6 +60,13 @@ class _Row(NamedTuple):
     label: int
     name: IndexKey
     expires_at: float | None
+    size: int
+
+
+def entry_size(entry: Entry, meta: str) -> int:
+    """The bytes an entry weighs against `max_bytes`: prompt, response, vector and meta."""
+    vector = 0 if entry.vector is None else np.asarray(entry.vector, dtype=np.float32).nbytes
+    return len(entry.prompt.encode()) + len(entry.response.encode()) + vector + len(meta.encode())
 
 
 def _expired(row: _Row, now: float) -> bool:
@@ -63,7 +79,9 @@ class EmbeddedStore:
     `ann_threshold` is the partition size above which HNSW replaces exact
     search; `purge_interval` is how often, in seconds, expired rows are
     deleted from disk (they are never returned in between). `clock` gives the
-    Unix time entries expire by (tests advance one).
+    Unix time entries expire by (tests advance one). `max_entries` and
+    `max_bytes` (see `entry_size`) bound the store: past either, the least
+    recently used entries are evicted; None leaves it unbounded.
     """
 
     def __init__(
@@ -77,7 +95,16 @@ class EmbeddedStore:
         hot_entries: int = 4096,
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
+        for name, bound in (("max_entries", max_entries), ("max_bytes", max_bytes)):
+            if bound is not None and bound < 1:
+                raise ValueError(f"{name} must be at least 1, got {bound}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.evictions = 0
+        self.bytes = 0
         self.path = str(path)
         self.params = HNSWParams(ann_threshold, connectivity, expansion_add, expansion_search)
         self.hot_entries = hot_entries
@@ -87,7 +114,8 @@ class EmbeddedStore:
         self._db = Database(self.path)
         self._saved = None if self.path == ":memory:" else SavedGraphs(Path(self.path) / "ann")
         self._executor: ThreadPoolExecutor | None = None
-        self._rows: dict[str, _Row] = {}
+        self._rows: dict[str, _Row] = {}  # least recently used first
+        self._used: dict[str, float] = {}  # recency not yet written to SQLite
         self._ids: dict[int, str] = {}
         self._partitions: dict[IndexKey, PartitionIndex] = {}
         self._hot: OrderedDict[str, Entry] = OrderedDict()
@@ -115,6 +143,7 @@ class EmbeddedStore:
                 )  # fmt: skip
             await self._run(self._load, self._clock())
             self._loaded = True
+            await self._evict(keep="")  # a bound lowered since the last run
         except BaseException:
             await self.aclose()
             raise
@@ -126,6 +155,7 @@ class EmbeddedStore:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._executor is not None:
             try:
+                await self._flush_recency()
                 await self._save_graphs()
             finally:
                 await self._run(self._db.close)
@@ -142,6 +172,7 @@ class EmbeddedStore:
         if _expired(row, self._clock()):
             self._forget(entry_id)
             return None
+        self._touch([entry_id])
         return (await self._entries([entry_id])).get(entry_id)
 
     async def search(
@@ -152,6 +183,7 @@ class EmbeddedStore:
         if index is None or k <= 0:
             return []
         found = self._nearest(index, self._check(vector), k, max_distance)
+        self._touch([entry_id for entry_id, _ in found])
         entries = await self._entries([entry_id for entry_id, _ in found])
         return [Match(entries[i], d) for i, d in found if i in entries]
 
@@ -166,14 +198,16 @@ class EmbeddedStore:
             raise StoreError(f"entry {entry.id!r}: meta must be JSON-serialisable: {exc}") from exc
         label = self._next_label
         self._next_label += 1
-        await self._run(self._db.upsert, entry, label, vector.tobytes(), meta)
+        await self._run(self._db.upsert, entry, label, vector.tobytes(), meta, self._clock())
         self._forget(entry.id)
         key = (entry.partition, entry.context)
         index = self._partitions.get(key)
         if index is None:
             index = self._partitions[key] = PartitionIndex(self.dims, self.params)
         index.add(np.array([label], dtype=np.int64), vector[None, :])
-        self._rows[entry.id] = _Row(label, key, entry.expires_at)
+        size = entry_size(entry, meta)
+        self._rows[entry.id] = _Row(label, key, entry.expires_at, size)
+        self.bytes += size
         self._ids[label] = entry.id
         self._remember(dataclasses.replace(entry, vector=vector, meta=json.loads(meta)))
         if index.wants_upgrade():
@@ -183,6 +217,7 @@ class EmbeddedStore:
                 index.build_now()
             else:
                 self._spawn(index.upgrade())
+        await self._evict(keep=entry.id)
 
     async def delete(self, entry_id: str) -> bool:
         row = self._rows.get(entry_id)
@@ -200,6 +235,62 @@ class EmbeddedStore:
                 for entry_id in [self._ids[label] for label in labels]:
                     self._forget(entry_id)
         return count
+
+    # -- operating it (`AdminStore`) ----------------------------------------------------
+
+    async def partition_stats(self) -> list[PartitionStats]:
+        rows = await self._run(self._db.partition_stats, self._clock())
+        return [PartitionStats(*row) for row in rows]
+
+    async def entries(self, partition: str | None = None) -> AsyncIterator[Entry]:
+        """Live entries page by page (one SQLite read each), so an export streams."""
+        after = 0
+        while page := await self._run(self._db.page, partition, self._clock(), after, EXPORT_PAGE):
+            for _, entry in page:
+                if entry.id in self._rows:
+                    yield entry
+            after = page[-1][0]
+
+    # -- bounded size ---------------------------------------------------------------------
+
+    def _over(self) -> bool:
+        return (self.max_entries is not None and len(self._rows) > self.max_entries) or (
+            self.max_bytes is not None and self.bytes > self.max_bytes
+        )
+
+    async def _evict(self, keep: str) -> None:
+        """Drop least recently used entries until within bounds (never `keep`, just written)."""
+        if not self._over():
+            return
+        victims: list[str] = []
+        for entry_id in list(self._rows):
+            if not self._over():
+                break
+            if entry_id != keep:
+                victims.append(entry_id)
+                self._forget(entry_id)
+                self._used.pop(entry_id, None)
+        if victims:
+            self.evictions += len(victims)
+            await self._run(self._db.delete_many, victims)
+
+    def _touch(self, ids: Sequence[str]) -> None:
+        """Move used entries to the back of the recency order; persisted in batches."""
+        if self.max_entries is None and self.max_bytes is None:
+            return  # no order to keep: the hit path stays as cheap as it was
+        now = self._clock()
+        for entry_id in ids:
+            row = self._rows.pop(entry_id, None)
+            if row is not None:
+                self._rows[entry_id] = row
+                self._used[entry_id] = now
+        if len(self._used) >= TOUCH_BATCH:
+            self._spawn(self._flush_recency())
+
+    async def _flush_recency(self) -> None:
+        used, self._used = self._used, {}
+        if used:
+            await self._run(self._db.touch, [(t, i) for i, t in used.items()])
 
     # -- internals ---------------------------------------------------------------------
 
@@ -256,6 +347,7 @@ class EmbeddedStore:
         self._hot.pop(entry_id, None)
         if row is None:
             return
+        self.bytes -= row.size
         del self._ids[row.label]
         index = self._partitions[row.name]
         index.remove(row.label)
@@ -263,6 +355,8 @@ class EmbeddedStore:
             del self._partitions[row.name]
 
     def _forget_everything(self) -> None:
+        self.bytes = 0
+        self._used.clear()
         self._rows.clear()
         self._ids.clear()
         self._partitions.clear()
@@ -276,6 +370,7 @@ class EmbeddedStore:
         restored: dict[IndexKey, list[int]] = {key: [] for key in saved}
         self._partitions = {k: PartitionIndex(self.dims, self.params, sizes[k]) for k in sizes}
         self._partitions.update(saved)
+        recency: list[tuple[float, str]] = []
         for chunk in self._db.live_rows(now, skip=list(saved)):
             keep = [i for i, blob in enumerate(chunk.vectors) if blob is not None]
             if keep:
@@ -287,15 +382,25 @@ class EmbeddedStore:
                     rows_of.setdefault(chunk.indexes[i], []).append(row)
                 for key, rows in rows_of.items():
                     self._partitions[key].add(labels[rows], vectors[rows])
-            for label, entry_id, key, expires in zip(
-                chunk.labels, chunk.ids, chunk.indexes, chunk.expires, strict=True
+            for label, entry_id, key, expires, size, used in zip(
+                chunk.labels,
+                chunk.ids,
+                chunk.indexes,
+                chunk.expires,
+                chunk.sizes,
+                chunk.used,
+                strict=True,
             ):
-                self._rows[entry_id] = _Row(label, keys[key], expires)
+                self._rows[entry_id] = _Row(label, keys[key], expires, size)
+                self.bytes += size
+                recency.append((used, entry_id))
                 self._ids[label] = entry_id
                 if key in restored:
                     restored[key].append(label)
         for key, found in restored.items():
             self._reconcile(key, np.asarray(found, dtype=np.int64), now)
+        recency.sort()
+        self._rows = {entry_id: self._rows[entry_id] for _, entry_id in recency}
 
     def _restore_graphs(self, sizes: dict[IndexKey, int]) -> dict[IndexKey, PartitionIndex]:
         """The indexes whose graph was saved at the last clean close, loaded."""
@@ -339,6 +444,7 @@ class EmbeddedStore:
         while True:
             await asyncio.sleep(self.purge_interval)
             try:
+                await self._flush_recency()
                 purged = await self._run(self._db.purge, self._clock())
             except StoreError as exc:
                 logger.warning("purging expired entries failed, will retry: %s", exc)

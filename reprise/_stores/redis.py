@@ -36,6 +36,13 @@ disagrees with the embedder (dimension, metric, type) or that covers another
 prefix raises `IndexMismatch`; it is never dropped (see README, "Production:
 Redis", for migrating).
 
+Eviction. Redis bounds its own memory: with `maxmemory` and an eviction
+policy (`allkeys-lru`, or `volatile-lru` when every entry has a TTL) it
+deletes least recently used keys by itself, and RediSearch drops them from
+the index. A search that still meets a key gone between the index and the
+read skips it (`_matches`); `get` of an evicted key is a miss. `evictions`
+reports the server's `evicted_keys`, as last read by `partition_stats`.
+
 Failure. Every Redis error becomes a `StoreError`; an unreachable server is
 `StoreUnavailable`, raised within `timeout` seconds (socket and connect
 timeouts; default 0.1 s, well inside a 250 ms lookup budget; redis-py's own
@@ -55,7 +62,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -68,7 +75,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from reprise._exceptions import ConfigError, IndexMismatch, StoreError, StoreUnavailable
-from reprise._protocols import KEY_LAYOUT, Entry, Match, Vector
+from reprise._protocols import KEY_LAYOUT, Entry, Match, PartitionStats, Vector
 from reprise._stores.redis_client import DEFAULT_TIMEOUT, RedisClients, split_url, url_timeout
 
 T = TypeVar("T")
@@ -88,6 +95,8 @@ _RETURN = (
 )  # fmt: skip
 _REQUIRED = frozenset({"partition", "prompt", "response"})
 _CLEAR_BATCH = 1000
+_SCAN_BATCH = 500
+_SIZED = ("prompt", "response", "vector", "meta")
 
 
 class RedisStore:
@@ -144,6 +153,7 @@ class RedisStore:
         self._clients = RedisClients() if clients is None else clients
         self._client: aioredis.Redis = self._clients.get(url, timeout)
         self._dims: int | None = None
+        self.evictions = 0
         self._index_ready = False
         self._backoff = _Backoff()
 
@@ -216,6 +226,74 @@ class RedisStore:
         )  # fmt: skip
         keys = [key for key, _ in parse_search(reply)]
         return int(await self._client.unlink(*keys)) if keys else 0
+
+    # -- operating it (`AdminStore`): a SCAN over the prefix, one pipeline per batch
+
+    async def partition_stats(self) -> list[PartitionStats]:
+        found: dict[str, list[float]] = {}  # partition -> [entries, bytes, oldest, newest]
+        async for keys in self._scan():
+            for row in await self._call(lambda keys=keys: self._sizes(keys)):  # type: ignore[misc]
+                if row is None:
+                    continue
+                partition, created, size = row
+                stats = found.setdefault(partition, [0, 0, created, created])
+                stats[0] += 1
+                stats[1] += size
+                stats[2], stats[3] = min(stats[2], created), max(stats[3], created)
+        info = await self._call(lambda: self._client.info("stats"))
+        self.evictions = int(info.get("evicted_keys", 0))
+        return [PartitionStats(p, int(n), int(b), lo, hi) for p, (n, b, lo, hi) in found.items()]
+
+    async def entries(self, partition: str | None = None) -> AsyncIterator[Entry]:
+        async for keys in self._scan():
+            rows = await self._call(lambda keys=keys: self._rows(keys))  # type: ignore[misc]
+            for key, row in zip(keys, rows, strict=True):
+                if not row or not row.keys() >= _REQUIRED:
+                    continue  # expired or evicted since the scan, or not an entry
+                entry = _entry(key[len(self.prefix) :], row, with_vector=True)
+                if _live(entry, self._clock()) and partition in (None, entry.partition):
+                    yield entry
+
+    async def _scan(self) -> AsyncIterator[list[str]]:
+        """Batches of the hash keys under the prefix (SCAN may repeat one; each comes once)."""
+        seen: set[str] = set()
+        cursor: int = 0
+        pattern = _glob_escape(self.prefix) + "*"
+        while True:
+            cursor, keys = await self._call(
+                lambda cursor=cursor: self._client.scan(  # type: ignore[misc]
+                    cursor, match=pattern, count=_SCAN_BATCH, _type="HASH"
+                )
+            )
+            fresh = [k for k in map(_str, keys) if k not in seen]
+            seen.update(fresh)
+            if fresh:
+                yield fresh
+            if cursor == 0:
+                return
+
+    async def _rows(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            return [_pairs(row) if row else {} for row in await pipe.execute()]
+
+    async def _sizes(self, keys: Sequence[str]) -> list[tuple[str, float, int] | None]:
+        """(partition, created_at, bytes) of each key, None where it is no live entry."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, ["partition", "created_at", "expires_at"])
+                for name in _SIZED:
+                    pipe.hstrlen(key, name)
+            replies = await pipe.execute()
+        out: list[tuple[str, float, int] | None] = []
+        step = 1 + len(_SIZED)
+        now = self._clock()
+        for i in range(0, len(replies), step):
+            (partition, created, expires), sizes = replies[i], replies[i + 1 : i + step]
+            live = partition is not None and (not expires or float(expires) > now)
+            out.append((partition.decode(), float(created or 0), sum(sizes)) if live else None)
+        return out
 
     def _key(self, entry_id: str) -> str:
         return self.prefix + entry_id
@@ -341,6 +419,10 @@ class _Backoff:
 
     def release(self) -> None:
         self._probing = False
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _partition_tag(partition: str) -> str:
