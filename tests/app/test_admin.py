@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from reprise.testing import FakeUpstreamServer
 from tests.gateway_fixtures import (
-    FakeUpstreamServer,
     _api,
     app_from_yaml,
     chat,
