@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         run="reprise._embedders.serve:run", configure="reprise._embedders.serve:add_arguments"
     )
 
+    cache = sub.add_parser(
+        "cache", help="operate the configured cache: stats, purge, export, import"
+    )
+    cache.set_defaults(run="reprise._admin.cli:run", configure="reprise._admin.cli:add_arguments")
+
     bench = sub.add_parser("bench", help="measure answer quality and speed (reprise[bench])")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     quality = bench_sub.add_parser("quality", help="precision / recall / false hits on pairs")

@@ -100,26 +100,25 @@ async def import_lines(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Store every usable line in `cache`; `progress(n)` after each batch of n lines."""
+    """Store every usable line in `cache`; `progress(n)` as each n more lines are done."""
     report = ImportReport()
     batch: list[_Line] = []
-    number = 0
+    number = done = 0
     async for raw in _aiter(lines):
         number += 1
-        if not raw.strip():
-            continue
-        parsed = _parse(number, raw, report)
+        parsed = _parse(number, raw, report) if raw.strip() else None
         if parsed is not None:
             batch.append(parsed)
         if len(batch) >= BATCH:
             await _store_batch(cache, batch, report)
-            if progress is not None:
-                progress(len(batch))
             batch = []
+            if progress is not None:
+                progress(number - done)
+            done = number
     if batch:
         await _store_batch(cache, batch, report)
-        if progress is not None:
-            progress(len(batch))
+    if progress is not None and number > done:
+        progress(number - done)
     return report
 
 
