@@ -338,14 +338,21 @@ class _Reader(YamlReader):
             required=("backends", "apis"),
         )
         backends = self.backends(root)
+        subscriptions = self.subscriptions(root)
+        admin = read_admin(self, root)
+        if admin is not None and any(s.key == admin.key for s in subscriptions):
+            # A caller's key must never open the admin API.
+            raise self.fail(
+                "admin.key", root.lines["admin"], "must differ from every subscription key"
+            )
         return GatewayConfig(
             backends=MappingProxyType(backends),
             apis=self.apis(root, backends),
-            subscriptions=self.subscriptions(root),
+            subscriptions=subscriptions,
             cache=self.cache(root),
             max_body_bytes=self.integer(root, "max-body-bytes", "", DEFAULT_MAX_BODY_BYTES),
             source=self.source,
-            admin=read_admin(self, root),
+            admin=admin,
             prices=read_prices(self, root),
         )
 
