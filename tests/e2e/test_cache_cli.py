@@ -11,6 +11,7 @@ import pytest
 
 from reprise._admin.stats import digest
 from reprise._cli import main
+from tests.gateway_fixtures import _api
 
 
 def config(tmp_path: Path, store: str) -> Path:
@@ -22,16 +23,7 @@ backends:
   local-embed: {{ url: local }}
 cache: {{ url: "{store}" }}
 apis:
-  - name: chat
-    path: /chat
-    backend: chat
-    policies: |
-      <policies>
-        <inbound><llm-semantic-cache-lookup score-threshold="0.1"
-            embeddings-backend-id="local-embed" /></inbound>
-        <outbound><llm-semantic-cache-store duration="600" /></outbound>
-      </policies>
-"""
+{_api("chat")}"""
     )
     return path
 

@@ -23,10 +23,17 @@ import pytest
 
 from reprise.testing import FakeUpstreamServer, GatewayServer
 from tests.app.test_admin import metric
+from tests.gateway_fixtures import _api
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "dashboard-admin-key-0123456789"
 SCREENSHOT = ROOT / "benchmarks" / "dashboard.png"
+PROMPTS = [
+    "What is the capital of Peru?",
+    "How long should I boil an egg?",
+    "Who wrote the play Hamlet?",
+    "How fast does light travel in a vacuum?",
+]
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",  # the tests may run as root, where Chromium's sandbox refuses to start
@@ -73,23 +80,14 @@ admin: {{ key: "{ADMIN_KEY}" }}
 prices:
   gpt-4o: {{ input-per-million: 2.5, output-per-million: 10 }}
 apis:
-  - name: chat
-    path: /chat
-    backend: chat
-    policies: |
-      <policies>
-        <inbound><llm-semantic-cache-lookup score-threshold="0.1"
-            embeddings-backend-id="local-embed" /></inbound>
-        <outbound><llm-semantic-cache-store duration="600" /></outbound>
-      </policies>
-"""
+{_api("chat")}"""
 
 
 def traffic(url: str) -> None:
     """Four prompts, two of them asked three times: 4 misses and 4 hits."""
     with openai.OpenAI(base_url=f"{url}/chat/v1", api_key="client-key", max_retries=0) as client:
-        for prompt in ["dashboard: a", "dashboard: b", "dashboard: c", "dashboard: d"]:
-            asks = 3 if prompt in ("dashboard: a", "dashboard: b") else 1
+        for i, prompt in enumerate(PROMPTS):
+            asks = 3 if i < 2 else 1
             for _ in range(asks):
                 client.chat.completions.create(
                     model="gpt-4o", messages=[{"role": "user", "content": prompt}]
@@ -127,7 +125,7 @@ def test_the_dashboard_shows_what_metrics_count(
     assert saved_text == f"{int(tokens):,}"
     assert shown(dom, "entries")[0] == "4"
     assert dom.count('class="HIT"') >= 4  # the recent decisions table
-    assert "dashboard: a" not in dom  # no prompt text unless the config opts in
+    assert PROMPTS[0] not in dom  # no prompt text unless the config opts in
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     browse(page, f"--screenshot={SCREENSHOT}", "--window-size=1280,1100")
