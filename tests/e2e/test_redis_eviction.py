@@ -51,12 +51,14 @@ async def test_entries_evicted_by_redis_are_skipped_and_the_index_stays_consiste
     for i in range(3000):
         await store.upsert(Entry(f"e{i}", "p", f"prompt {i}", response, vector(i)))
 
+    assert await store.get("e2999") is not None  # the last written is still there
+    assert await store.get("e0") is None  # the first written went first
+    newest = await store.search(vector(2999), "p", k=5, max_distance=0.1)
+    assert [m.entry.id for m in newest] == ["e2999"]
     stats = await store.partition_stats()
     assert store.evictions > 0, "the bound was never reached"
     (partition,) = stats
     assert 0 < partition.entries < 3000
-    assert await store.get("e0") is None  # the first written went first
-    assert await store.get("e2999") is not None
 
     client = aioredis.Redis.from_url(small_redis.url)
     info = await client.execute_command("FT.INFO", store.index_name)
@@ -70,8 +72,6 @@ async def test_entries_evicted_by_redis_are_skipped_and_the_index_stays_consiste
         found = await store.search(vector(i), "p", k=5, max_distance=0.5)
         for match in found:
             assert await store.get(match.entry.id) is not None
-    newest = await store.search(vector(2999), "p", k=5, max_distance=0.1)
-    assert [m.entry.id for m in newest] == ["e2999"]
     # Listing them is work for Redis too, which may evict more: no error, only live ones.
     assert 0 < len([e async for e in store.entries()]) <= keys
     assert await store.clear() > 0
