@@ -28,13 +28,21 @@ if TYPE_CHECKING:
     from reprise._embedders.local import LocalEmbedder, TokenEmbeddings
     from reprise._embedders.remote import RemoteEmbedder
     from reprise._prompt import Prompt
-    from reprise._protocols import Embedder, Entry, Match, VectorStore
+    from reprise._protocols import (
+        AdminStore,
+        Embedder,
+        Entry,
+        Match,
+        PartitionStats,
+        VectorStore,
+    )
     from reprise._stores.embedded import EmbeddedStore
     from reprise._verify.verifier import LearnedVerifier, RuleVerifier
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdminStore",
     "CacheError",
     "ConfigError",
     "Decision",
@@ -49,6 +57,7 @@ __all__ = [
     "LocalEmbedder",
     "Lookup",
     "Match",
+    "PartitionStats",
     "Prompt",
     "RemoteEmbedder",
     "RepriseError",
@@ -76,9 +85,11 @@ _LAZY = {
     "TokenEmbeddings": "reprise._embedders.local",
     "RemoteEmbedder": "reprise._embedders.remote",
     "Prompt": "reprise._prompt",
+    "AdminStore": "reprise._protocols",
     "Embedder": "reprise._protocols",
     "Entry": "reprise._protocols",
     "Match": "reprise._protocols",
+    "PartitionStats": "reprise._protocols",
     "VectorStore": "reprise._protocols",
     "EmbeddedStore": "reprise._stores.embedded",
     "LearnedVerifier": "reprise._verify.verifier",

@@ -26,11 +26,12 @@ from __future__ import annotations
 import hmac
 import importlib.resources
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from reprise._admin.stats import admin_store, digest, partition_json, store_stats
+from reprise._admin.stats import StoreStats, admin_store, digest, partition_json, store_stats
 from reprise._admin.transfer import export_lines, import_lines
 from reprise._cache import SemanticCache
 from reprise._exceptions import CacheError
@@ -47,6 +48,9 @@ HTML_HEADERS = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control
 NDJSON_HEADERS = [(b"content-type", b"application/x-ndjson")]
 _EXPORT_CHUNK = 64  # lines per body message of an export
 _IMPORT_LIMIT = 1 << 40  # an import streams; only one line must fit in memory
+#: How long a store's counts are reused: counting reads every entry (a SCAN on Redis), and
+#: an open dashboard asks every few seconds. An admin change forgets them at once.
+STATS_TTL = 10.0
 
 
 def _dashboard() -> bytes:
@@ -69,6 +73,7 @@ class Admin:
         self.ledger = ledger
         metrics.registry.register(EvictionCollector(self.evictions))
         self._page = _dashboard() if self.settings is not None else b""
+        self._counted: dict[str, tuple[float, StoreStats]] = {}  # cache -> (when, stats)
 
     def evictions(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -93,6 +98,8 @@ class Admin:
                 code="invalid_admin_key",
             )
         ex.log["admin"] = f"{method} {route or '/'}"
+        if method != "GET":
+            self._counted.clear()  # a purge or an import: the next stats count afresh
         await self._dispatch(ex, receive, method, route.split("/"))
 
     def _authorised(self, ex: Exchange) -> bool:
@@ -141,7 +148,7 @@ class Admin:
             cache = self._cache_json(name, slot)
             if slot.cache is not None:
                 try:
-                    found = await store_stats(slot.cache.vector_store)
+                    found = await self._store_stats(name, slot.cache)
                 except CacheError as exc:
                     cache["error"] = f"{type(exc).__name__}: {exc}"
                 else:
@@ -157,6 +164,14 @@ class Admin:
         apis = [{"name": api, **tally.as_json()} for api, tally in self.ledger.by_api.items()]
         totals = {"entries": entries, "evictions": evictions, "bytes": size}
         return {**totals, **self.ledger.total.as_json(), "caches": caches, "apis": apis}
+
+    async def _store_stats(self, name: str, cache: SemanticCache) -> StoreStats:
+        counted = self._counted.get(name)
+        if counted is not None and time.monotonic() - counted[0] < STATS_TTL:
+            return counted[1]
+        found = await store_stats(cache.vector_store)
+        self._counted[name] = (time.monotonic(), found)
+        return found
 
     def _cache_json(self, name: str, slot: CacheSlot) -> dict[str, Any]:
         store = slot.cache.vector_store if slot.cache is not None else None

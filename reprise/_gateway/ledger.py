@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 RECENT = 100  # decisions kept for the dashboard
 LATENCIES = 2048  # recent request latencies kept per cache status, for percentiles
 TIMELINE_MINUTES = 60
+#: Partitions tallied one by one; past this many, new ones are summed under `OTHER`, so
+#: that callers varying their parameters cannot grow the ledger without bound.
+MAX_PARTITIONS = 10_000
+OTHER = "\x00other partitions"
 STATUSES = ("HIT", "MISS", "BYPASS", "FAILED")
 COUNT_NAMES = {"HIT": "hits", "MISS": "misses", "BYPASS": "bypasses", "FAILED": "failures"}
 
@@ -195,7 +199,10 @@ class Ledger:
         yield self.total
         yield self.by_api.setdefault(api, Tally())
         yield self.by_cache.setdefault(cache, Tally())
-        yield self.by_partition.setdefault((cache, partition), Tally())
+        key = (cache, partition)
+        if key not in self.by_partition and len(self.by_partition) >= MAX_PARTITIONS:
+            key = (cache, OTHER)
+        yield self.by_partition.setdefault(key, Tally())
 
 
 def _percentile(ordered: list[float], p: int) -> float:

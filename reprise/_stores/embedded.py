@@ -116,6 +116,7 @@ class EmbeddedStore:
         self._executor: ThreadPoolExecutor | None = None
         self._rows: dict[str, _Row] = {}  # least recently used first
         self._used: dict[str, float] = {}  # recency not yet written to SQLite
+        self._counts: dict[str, list[int]] = {}  # partition -> [entries, bytes]
         self._ids: dict[int, str] = {}
         self._partitions: dict[IndexKey, PartitionIndex] = {}
         self._hot: OrderedDict[str, Entry] = OrderedDict()
@@ -192,6 +193,9 @@ class EmbeddedStore:
         if entry.vector is None:
             raise StoreError(f"entry {entry.id!r} has no vector")
         vector = self._check(entry.vector).copy()
+        if entry.expires_at is not None and entry.expires_at <= time.time():
+            await self.delete(entry.id)  # dead on arrival: it replaces, and is, nothing
+            return
         try:
             meta = json.dumps(dict(entry.meta), separators=(",", ":"))
         except (TypeError, ValueError) as exc:
@@ -207,7 +211,7 @@ class EmbeddedStore:
         index.add(np.array([label], dtype=np.int64), vector[None, :])
         size = entry_size(entry, meta)
         self._rows[entry.id] = _Row(label, key, entry.expires_at, size)
-        self.bytes += size
+        self._count(entry.partition, 1, size)
         self._ids[label] = entry.id
         self._remember(dataclasses.replace(entry, vector=vector, meta=json.loads(meta)))
         if index.wants_upgrade():
@@ -239,8 +243,12 @@ class EmbeddedStore:
     # -- operating it (`AdminStore`) ----------------------------------------------------
 
     async def partition_stats(self) -> list[PartitionStats]:
-        rows = await self._run(self._db.partition_stats, self._clock())
-        return [PartitionStats(*row) for row in rows]
+        """Counts from memory; ages from an index (expired rows not yet purged count)."""
+        ages = await self._run(self._db.partition_ages)
+        return [
+            PartitionStats(name, n, size, *ages.get(name, (None, None)))
+            for name, (n, size) in self._counts.items()
+        ]
 
     async def entries(self, partition: str | None = None) -> AsyncIterator[Entry]:
         """Live entries page by page (one SQLite read each), so an export streams."""
@@ -347,15 +355,24 @@ class EmbeddedStore:
         self._hot.pop(entry_id, None)
         if row is None:
             return
-        self.bytes -= row.size
+        self._count(row.name[0], -1, -row.size)
         del self._ids[row.label]
         index = self._partitions[row.name]
         index.remove(row.label)
         if len(index) == 0:
             del self._partitions[row.name]
 
+    def _count(self, partition: str, entries: int, size: int) -> None:
+        counts = self._counts.setdefault(partition, [0, 0])
+        counts[0] += entries
+        counts[1] += size
+        self.bytes += size
+        if counts[0] == 0:
+            del self._counts[partition]
+
     def _forget_everything(self) -> None:
         self.bytes = 0
+        self._counts.clear()
         self._used.clear()
         self._rows.clear()
         self._ids.clear()
@@ -392,7 +409,7 @@ class EmbeddedStore:
                 strict=True,
             ):
                 self._rows[entry_id] = _Row(label, keys[key], expires, size)
-                self.bytes += size
+                self._count(key[0], 1, size)
                 recency.append((used, entry_id))
                 self._ids[label] = entry_id
                 if key in restored:

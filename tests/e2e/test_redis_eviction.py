@@ -66,7 +66,7 @@ async def test_entries_evicted_by_redis_are_skipped_and_the_index_stays_consiste
     keys = len([k async for k in client.scan_iter(match="reprise:*", _type="HASH")])
     await client.aclose()
     assert docs == keys  # RediSearch dropped every evicted key from the index
-    assert abs(keys - partition.entries) <= 5  # Redis may evict a few more meanwhile
+    assert 0 < keys <= partition.entries  # Redis may have evicted more since the stats
 
     for i in (0, 1500, 2999):  # every search answers, and only with live entries
         found = await store.search(vector(i), "p", k=5, max_distance=0.5)

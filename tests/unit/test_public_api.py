@@ -7,6 +7,7 @@ import importlib
 import reprise
 
 PUBLIC = [
+    "AdminStore",
     "CacheError",
     "ConfigError",
     "Decision",
@@ -21,6 +22,7 @@ PUBLIC = [
     "LocalEmbedder",
     "Lookup",
     "Match",
+    "PartitionStats",
     "Prompt",
     "RemoteEmbedder",
     "RepriseError",
