@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from reprise._protocols import AdminStore, Entry, VectorStore
+from reprise.testing import ManualClock
 from tests.fakes import DIMS, unit
 from tests.unit.test_store_contract import FACTORIES, entry
 
 
 @pytest.fixture(params=list(FACTORIES))
-async def store(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[VectorStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
     factory: Callable[..., VectorStore] = FACTORIES[request.param]
-    store = factory(request, tmp_path)
+    store = factory(request, tmp_path, ManualClock())
     await store.open(DIMS)
     await store.clear()
     yield store
