@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from reprise._exceptions import ConfigError
 from reprise._plugins import import_from_string
+from reprise._threads import settle_threads
 
 # Optional dependencies by extra (pyproject.toml), for the commands that need them.
 EXTRAS = {"bench": ("matplotlib", "tqdm")}
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if configure:
         import_from_string(configure)(sub)
     args = parser.parse_args(argv)
+    settle_threads()
     try:
         result = import_from_string(args.run)(args)
     except ConfigError as exc:  # a setting the command cannot honour: its message, no traceback
