@@ -14,6 +14,7 @@ from __future__ import annotations
 
 def settle_threads() -> None:
     """numpy's BLAS on one thread, for the rest of the process."""
+    import numpy  # noqa: F401 - loads the BLAS, so that there is a pool to limit
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
