@@ -146,10 +146,11 @@ class CacheSettings:
     which may hold a password: show it through `redact`, as `repr` does.
     A lookup slower than `lookup_budget_ms` fails open. `candidates` is how many
     nearest entries a lookup considers. See the module docstring for
-    `share_across_credentials`. Per embeddings backend, at most
-    `max_lookups_in_flight` semantic lookups run at once (they share model calls)
-    and `max_lookups_queued` more wait; a lookup refused at admission (queue
-    full, or expected to finish past the budget) fails open at once, counted in
+    `share_across_credentials`. Per embeddings backend, as many semantic lookups
+    run at once (sharing model calls) as the measured lookup rate finishes within
+    the budget, at most `max_lookups_in_flight`, and `max_lookups_queued` more
+    wait; a lookup refused at admission (queue full, or expected to finish past
+    the budget) fails open at once, counted in
     `reprise_cache_lookups_shed_total` (`reprise._gateway.admission`). Exact
     repeats never queue. `max_entries` and `max_bytes` bound the
     embedded store (least recently used evicted; None: unbounded); Redis bounds

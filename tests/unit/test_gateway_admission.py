@@ -7,40 +7,42 @@ import asyncio
 import pytest
 
 from reprise._exceptions import CacheError, LookupShed
-from reprise._gateway.admission import AdmissionSettings, LookupGate, shed_reason
+from reprise._gateway.admission import (
+    AdmissionSettings,
+    LookupGate,
+    running_limit,
+    shed_reason,
+)
 
-SETTINGS = AdmissionSettings(in_flight=4, queued=8, budget_s=0.25)
-
-
-def test_a_lookup_alone_is_admitted_whatever_the_estimate() -> None:
-    assert shed_reason(0, SETTINGS, service_s=10.0, running=0) is None
-
-
-def test_a_free_slot_admits_while_lookups_finish_within_the_budget() -> None:
-    assert shed_reason(0, SETTINGS, service_s=0.2, running=3) is None
+SETTINGS = AdmissionSettings(in_flight=64, queued=8, budget_s=0.25)
 
 
-def test_lookups_slower_than_the_budget_are_refused_even_with_a_free_slot() -> None:
-    reason = shed_reason(0, SETTINGS, service_s=0.3, running=3)
-    assert reason is not None
-    assert reason.startswith("overloaded: 3 lookups running, 0 queued, lookups take 300 ms")
+def test_as_many_run_at_once_as_the_measured_rate_finishes_within_the_budget() -> None:
+    assert running_limit(SETTINGS, rate=0.0) == 64  # not measured yet: the configured cap
+    assert running_limit(SETTINGS, rate=100.0) == 20  # 100/s x 0.25 s x headroom 0.8
+    assert running_limit(SETTINGS, rate=1000.0) == 64
+    assert running_limit(SETTINGS, rate=1.0) == 1
 
 
-def test_a_full_queue_refuses() -> None:
-    reason = shed_reason(8, SETTINGS, service_s=0.001, running=4)
-    assert reason == "lookup queue full (8 waiting)"
+def test_a_lookup_alone_is_admitted_whatever_the_rate() -> None:
+    assert shed_reason(0, SETTINGS, rate=0.1, running=0) is None
+
+
+def test_a_lookup_that_finishes_in_time_at_the_measured_rate_is_admitted() -> None:
+    assert shed_reason(0, SETTINGS, rate=100.0, running=19) is None  # 20 / 100/s = 0.2 s
+    assert shed_reason(5, SETTINGS, rate=0.0, running=64) is None  # nothing measured yet
 
 
 def test_a_lookup_that_could_not_finish_within_the_budget_is_refused() -> None:
-    # 4 ahead with 4 slots: it starts after 2 waves of 0.1 s, and then takes 0.1 s.
-    reason = shed_reason(4, SETTINGS, service_s=0.1, running=4)
-    assert reason is not None
-    assert reason.endswith("expected done in 300 ms > budget 250 ms")
+    reason = shed_reason(3, SETTINGS, rate=100.0, running=17)
+    assert reason == (
+        "overloaded: 17 lookups running, 3 queued, 100 done per second: "
+        "expected done in 210 ms > budget 250 ms"
+    )
 
 
-def test_a_lookup_that_can_finish_in_time_waits_its_turn() -> None:
-    # 3 ahead with 4 slots: one wave of 0.1 s, then 0.1 s of its own: 0.2 s <= 0.25 s.
-    assert shed_reason(3, SETTINGS, service_s=0.1, running=4) is None
+def test_a_full_queue_refuses() -> None:
+    assert shed_reason(8, SETTINGS, rate=0.0, running=64) == "lookup queue full (8 waiting)"
 
 
 def test_a_shed_lookup_fails_open_like_any_cache_error() -> None:
@@ -94,17 +96,18 @@ async def test_a_full_queue_refuses_at_once_without_running_the_lookup() -> None
     assert entered == [0, 1]
 
 
-async def test_the_estimate_comes_from_how_long_lookups_took() -> None:
+async def test_the_rate_comes_from_how_long_lookups_took() -> None:
     clock = FakeClock()
-    gate = LookupGate(AdmissionSettings(in_flight=1, queued=8, budget_s=0.25), clock=clock)
+    gate = LookupGate(AdmissionSettings(in_flight=8, queued=8, budget_s=0.25), clock=clock)
     async with gate.admit():
-        clock.now += 0.2  # a lookup that took 200 ms
-    assert gate.service.seconds == pytest.approx(0.2)
+        clock.now += 0.2  # one lookup alone took 200 ms: 5 per second
+    assert gate.rate.per_s == pytest.approx(5.0)
+    assert gate.limit == 1
     release = asyncio.Event()
     running = asyncio.create_task(hold(gate, [], 0, release))
     await asyncio.sleep(0)
-    # Behind a 200 ms lookup, 200 ms more of its own cannot fit in 250 ms: refused now.
-    with pytest.raises(LookupShed, match="overloaded: 1 lookups running, 0 queued"):
+    # Behind one lookup at 5 per second, a second would be done in 400 ms: refused now.
+    with pytest.raises(LookupShed, match="overloaded: 1 lookups running, 0 queued, 5 done"):
         await hold(gate, [], 1, release)
     release.set()
     await running
@@ -145,18 +148,18 @@ async def test_a_caller_giving_up_in_the_queue_leaves_no_slot_taken() -> None:
 
 async def test_slow_lookups_shed_new_ones_until_a_lone_one_shows_the_load_is_gone() -> None:
     clock = FakeClock()
-    gate = LookupGate(AdmissionSettings(in_flight=4, queued=8, budget_s=0.25), clock=clock)
+    gate = LookupGate(AdmissionSettings(in_flight=8, queued=8, budget_s=0.25), clock=clock)
     async with gate.admit():
-        clock.now += 0.3  # lookups ran past the budget: the model is overloaded
+        clock.now += 0.3  # the model is overloaded: 3.3 lookups per second
     release = asyncio.Event()
     running = asyncio.create_task(hold(gate, [], 0, release))  # alone: admitted
     await asyncio.sleep(0)
-    with pytest.raises(LookupShed, match="lookups take 300 ms"):
+    with pytest.raises(LookupShed, match="overloaded"):
         await hold(gate, [], 1, release)
-    clock.now += 0.01  # the lone lookup was quick
+    clock.now += 0.01  # the lone lookup was quick: the rate rises
     release.set()
     await running
-    assert gate.service.seconds < 0.25
+    assert gate.limit >= 2
     entered: list[int] = []
     both = asyncio.Event()
     first = asyncio.create_task(hold(gate, entered, 2, both))
