@@ -122,6 +122,11 @@ class LookupGate:
         start, concurrency = self.clock(), self.running
         try:
             yield
+        except BaseException:
+            # Cut short (the budget ran out) or failed: it says the model did not
+            # keep up with `concurrency`, so it counts as one lookup in all that time.
+            concurrency = 1
+            raise
         finally:
             self.rate.add(concurrency, self.clock() - start)
             self.running -= 1

@@ -169,3 +169,19 @@ async def test_slow_lookups_shed_new_ones_until_a_lone_one_shows_the_load_is_gon
     both.set()
     await asyncio.gather(first, second)
     assert entered == [2, 3]
+
+
+async def test_a_lookup_cut_short_counts_as_one_in_all_its_time() -> None:
+    clock = FakeClock()
+    gate = LookupGate(AdmissionSettings(in_flight=8, queued=8, budget_s=0.25), clock=clock)
+    entered: list[int] = []
+    gate_open = asyncio.Event()
+    tasks = [asyncio.create_task(hold(gate, entered, i, gate_open)) for i in range(4)]
+    await asyncio.sleep(0)
+    assert gate.running == 4
+    clock.now += 0.25
+    for task in tasks:  # the budget ran out for all four
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert gate.running == 0
+    assert gate.rate.per_s == pytest.approx(4.0)  # 1 / 0.25 s each, not 4 / 0.25 s
