@@ -111,6 +111,10 @@ class Ledger:
         self.latencies: dict[str, deque[float]] = {s: deque(maxlen=LATENCIES) for s in STATUSES}
         self.recent: deque[Decision] = deque(maxlen=RECENT)
         self._numbered = 0
+        # On the hit path: the tallies of a (api, cache, partition) and the counters'
+        # children, found once each (prometheus-client's `labels()` validates every call).
+        self._rows: dict[tuple[str, str, str], tuple[Tally, ...]] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         registry = metrics.registry
         self.tokens_saved = Counter(
             "reprise_cache_tokens_saved",
@@ -151,13 +155,20 @@ class Ledger:
             tally.add_saving(saved, cost)
         model = saved.model or "unknown"
         if saved.input_tokens:
-            self.tokens_saved.labels(api, model, "input").inc(saved.input_tokens)
+            self._child(self.tokens_saved, api, model, "input").inc(saved.input_tokens)
         if saved.output_tokens:
-            self.tokens_saved.labels(api, model, "output").inc(saved.output_tokens)
+            self._child(self.tokens_saved, api, model, "output").inc(saved.output_tokens)
         if cost:
-            self.cost_saved.labels(api, model).inc(cost)
+            self._child(self.cost_saved, api, model).inc(cost)
         if saved.backend_ms:
-            self.backend_saved.labels(api, model).inc(saved.backend_ms / 1e3)
+            self._child(self.backend_saved, api, model).inc(saved.backend_ms / 1e3)
+
+    def _child(self, counter: Counter, *labels: str) -> Any:
+        key = (id(counter), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
 
     def finished(self, ex: Exchange, status: str, http_status: int, ms: float) -> None:
         """A cached API's request is answered: keep it among the recent decisions."""
@@ -195,14 +206,29 @@ class Ledger:
                 out[status][f"p{p}_ms"] = _percentile(ordered, p)
         return out
 
-    def _tallies(self, api: str, cache: str, partition: str) -> Iterable[Tally]:
-        yield self.total
-        yield self.by_api.setdefault(api, Tally())
-        yield self.by_cache.setdefault(cache, Tally())
+    def _tallies(self, api: str, cache: str, partition: str) -> tuple[Tally, ...]:
+        found = self._rows.get((api, cache, partition))
+        if found is not None:
+            return found
         key = (cache, partition)
         if key not in self.by_partition and len(self.by_partition) >= MAX_PARTITIONS:
             key = (cache, OTHER)
-        yield self.by_partition.setdefault(key, Tally())
+        found = (
+            self.total,
+            _get(self.by_api, api),
+            _get(self.by_cache, cache),
+            _get(self.by_partition, key),
+        )
+        if key[1] != OTHER and len(self._rows) < MAX_PARTITIONS:
+            self._rows[(api, cache, partition)] = found
+        return found
+
+
+def _get(tallies: dict[Any, Tally], key: Any) -> Tally:
+    tally = tallies.get(key)
+    if tally is None:
+        tally = tallies[key] = Tally()
+    return tally
 
 
 def _percentile(ordered: list[float], p: int) -> float:

@@ -212,7 +212,16 @@ class Database:
         )
         return {row[0]: _entry(row) for row in rows}
 
-    def upsert(self, entry: Entry, label: int, vector: bytes, meta: str, used: float) -> None:
+    def upsert(
+        self,
+        entry: Entry,
+        label: int,
+        vector: bytes,
+        meta: str,
+        used: float,
+        evict: Sequence[str] = (),
+    ) -> None:
+        """Write the entry, and delete the `evict` ids, in one transaction."""
         self.con.execute(
             f"INSERT OR REPLACE INTO entries ({COLUMNS}, last_used) VALUES ({ROW}, ?)",
             (
@@ -229,6 +238,8 @@ class Database:
                 used,
             ),
         )
+        if evict:
+            self.con.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in evict])
         self.con.commit()
 
     def touch(self, used: Iterable[tuple[float, str]]) -> None:

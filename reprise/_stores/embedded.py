@@ -144,7 +144,7 @@ class EmbeddedStore:
                 )  # fmt: skip
             await self._run(self._load, self._clock())
             self._loaded = True
-            await self._evict(keep="")  # a bound lowered since the last run
+            await self._evict()  # a bound lowered since the last run
         except BaseException:
             await self.aclose()
             raise
@@ -193,7 +193,7 @@ class EmbeddedStore:
         if entry.vector is None:
             raise StoreError(f"entry {entry.id!r} has no vector")
         vector = self._check(entry.vector).copy()
-        if entry.expires_at is not None and entry.expires_at <= time.time():
+        if entry.expires_at is not None and entry.expires_at <= self._clock():
             await self.delete(entry.id)  # dead on arrival: it replaces, and is, nothing
             return
         try:
@@ -202,14 +202,22 @@ class EmbeddedStore:
             raise StoreError(f"entry {entry.id!r}: meta must be JSON-serialisable: {exc}") from exc
         label = self._next_label
         self._next_label += 1
-        await self._run(self._db.upsert, entry, label, vector.tobytes(), meta, self._clock())
+        size = entry_size(entry, meta)
+        old = self._rows.get(entry.id)
+        victims = self._victims(
+            len(self._rows) + (old is None), self.bytes + size - (old.size if old else 0), entry.id
+        )
+        # One SQLite transaction writes the entry and deletes what it pushes out.
+        await self._run(
+            self._db.upsert, entry, label, vector.tobytes(), meta, self._clock(), victims
+        )
+        self._evicted(victims)
         self._forget(entry.id)
         key = (entry.partition, entry.context)
         index = self._partitions.get(key)
         if index is None:
             index = self._partitions[key] = PartitionIndex(self.dims, self.params)
         index.add(np.array([label], dtype=np.int64), vector[None, :])
-        size = entry_size(entry, meta)
         self._rows[entry.id] = _Row(label, key, entry.expires_at, size)
         self._count(entry.partition, 1, size)
         self._ids[label] = entry.id
@@ -221,7 +229,6 @@ class EmbeddedStore:
                 index.build_now()
             else:
                 self._spawn(index.upgrade())
-        await self._evict(keep=entry.id)
 
     async def delete(self, entry_id: str) -> bool:
         row = self._rows.get(entry_id)
@@ -261,26 +268,36 @@ class EmbeddedStore:
 
     # -- bounded size ---------------------------------------------------------------------
 
-    def _over(self) -> bool:
-        return (self.max_entries is not None and len(self._rows) > self.max_entries) or (
-            self.max_bytes is not None and self.bytes > self.max_bytes
+    def _over(self, entries: int, size: int) -> bool:
+        return (self.max_entries is not None and entries > self.max_entries) or (
+            self.max_bytes is not None and size > self.max_bytes
         )
 
-    async def _evict(self, keep: str) -> None:
-        """Drop least recently used entries until within bounds (never `keep`, just written)."""
-        if not self._over():
-            return
+    def _victims(self, entries: int, size: int, keep: str) -> list[str]:
+        """The least recently used entries to drop so that `entries` weighing `size` fit
+        the bounds (never `keep`, the entry being written)."""
         victims: list[str] = []
-        for entry_id in list(self._rows):
-            if not self._over():
+        for entry_id, row in self._rows.items():  # least recently used first
+            if not self._over(entries, size):
                 break
             if entry_id != keep:
                 victims.append(entry_id)
+                entries, size = entries - 1, size - row.size
+        return victims
+
+    def _evicted(self, victims: list[str]) -> None:
+        for entry_id in victims:
+            if entry_id in self._rows:  # another upsert may have evicted it meanwhile
+                self.evictions += 1
                 self._forget(entry_id)
                 self._used.pop(entry_id, None)
+
+    async def _evict(self) -> None:
+        """Drop least recently used entries until within the bounds."""
+        victims = self._victims(len(self._rows), self.bytes, keep="")
         if victims:
-            self.evictions += len(victims)
             await self._run(self._db.delete_many, victims)
+            self._evicted(victims)
 
     def _touch(self, ids: Sequence[str]) -> None:
         """Move used entries to the back of the recency order; persisted in batches."""
