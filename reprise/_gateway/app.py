@@ -76,6 +76,7 @@ from reprise._gateway.proxy import (
     response_headers,
     upstream_url,
 )
+from reprise._gateway.singleflight import Flight, SingleFlight, lock_for
 from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
 from reprise._plugins import make_rate_limiter
 from reprise._prompt import Prompt
@@ -140,6 +141,7 @@ class Gateway:
         self.stores = OutboundStores(self.metrics)
         self.ledger = Ledger(self.metrics, config.prices)
         self.admin = Admin(config, self.slots, self.ledger, self.metrics)
+        self.flights = SingleFlight(lock_for(config.cache.url, redis_clients=self.redis_clients))
         self._openers: list[asyncio.Task[None]] = []
 
     # -- lifespan
@@ -170,6 +172,7 @@ class Gateway:
         for slot in self.slots.values():
             await slot.aclose()
         await self.forwarder.aclose()
+        await self.flights.aclose()
         close = getattr(self.limiter, "aclose", None)
         if close is not None:
             await close()
@@ -305,17 +308,26 @@ class Gateway:
         stream = payload.get("stream") is True
         ex.log.update(endpoint=endpoint, stream=stream)
         pending = Pending()
+        flight: Flight | None = None  # led by this request: finished whatever happens
         ctx = self._context(ex.scope, api, caller)
-        for policy in api.inbound:
-            if isinstance(policy, SemanticCacheLookup):
-                hit = await self._lookup(
-                    ex, policy, suffix, endpoint, payload, ctx, caller, pending
-                )
-                if hit is not None and await self._serve_hit(ex, hit, endpoint, payload, stream):
-                    return
-            elif isinstance(policy, RateLimit | RateLimitByKey):
-                await self._rate_limit(ex, policy, api, ctx, caller)
-        await self._forward(ex, api, suffix, body, endpoint, stream, pending)
+        try:
+            for policy in api.inbound:
+                if isinstance(policy, SemanticCacheLookup):
+                    hit = await self._lookup(
+                        ex, policy, suffix, endpoint, payload, ctx, caller, pending
+                    )
+                    if hit is None and flight is None and ex.cache_status == "MISS":
+                        hit, flight = await self._coalesce(ex, api, pending)
+                    if hit is not None and await self._serve_hit(
+                        ex, hit, endpoint, payload, stream
+                    ):
+                        return
+                elif isinstance(policy, RateLimit | RateLimitByKey):
+                    await self._rate_limit(ex, policy, api, ctx, caller)
+            await self._forward(ex, api, suffix, body, endpoint, stream, pending, flight)
+        finally:
+            if flight is not None and not flight.handed_over:
+                flight.finish()  # failed, cancelled or not stored: followers go on alone
 
     def _context(self, scope: Scope, api: Api, caller: Caller) -> RequestContext:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -453,6 +465,35 @@ class Gateway:
         ex.noted.reason = reason
         self.ledger.lookup(ex.api.name, ex.noted.cache, ex.noted.partition, status)
 
+    async def _coalesce(
+        self, ex: Exchange, api: Api, pending: Pending
+    ) -> tuple[Hit | None, Flight | None]:
+        """After a miss: the answer of an identical request in flight (served as a hit),
+        or a flight for this request to lead, or neither (see `singleflight`)."""
+        cache = pending.slot.cache if pending.slot is not None else None
+        prompt = pending.prompt
+        if cache is None or prompt is None or api.store is None or not pending.may_store:
+            return None, None
+        key = prompt.key(pending.partition)  # the exact key: same question, context, partition
+
+        async def exact() -> str | None:
+            try:
+                found = await cache.explain(prompt, pending.partition, threshold=0.0)
+            except CacheError:
+                return None  # failing open: the follower goes to the backend
+            return found.hit.response if found.hit is not None else None
+
+        outcome = await self.flights.enter(key, api.backend.timeout, exact)
+        if isinstance(outcome, Flight):
+            return None, outcome
+        served = outcome is not None
+        ex.trace.add("coalesced", outcome="served" if served else "backend")
+        self.metrics.count(self.metrics.coalesced, api.name, "served" if served else "backend")
+        if outcome is None:
+            return None, None
+        ex.cache_status, ex.score, ex.entry, ex.coalesced = "HIT", 0.0, key, True
+        return Hit(key, prompt.question, outcome, 0.0, "exact"), None
+
     async def _serve_hit(
         self, ex: Exchange, hit: Hit, endpoint: Endpoint, payload: dict[str, Any], stream: bool
     ) -> bool:
@@ -510,6 +551,7 @@ class Gateway:
         endpoint: Endpoint,
         stream: bool,
         pending: Pending,
+        flight: Flight | None = None,
     ) -> None:
         url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
         headers = self.forwarder.headers(ex.scope, api, identity=True)
@@ -522,7 +564,7 @@ class Gateway:
                 and response.status_code == 200
                 and content_type.startswith("text/event-stream")
             ):
-                await self._relay(ex, response, endpoint, pending, store)
+                await self._relay(ex, response, endpoint, pending, store, flight)
                 return
             content = await response.aread()
             headers = response_headers(response.headers, keep_length=False)
@@ -535,7 +577,14 @@ class Gateway:
                     (k, v) for k, v in headers if k.lower() != b"content-type"
                 ] + JSON_HEADERS
             self.stores.schedule(
-                ex, store, pending, endpoint, response.status_code, content, streamed=False
+                ex,
+                store,
+                pending,
+                endpoint,
+                response.status_code,
+                content,
+                streamed=False,
+                flight=flight,
             )
             await ex.respond(response.status_code, headers, content)
         finally:
@@ -548,6 +597,7 @@ class Gateway:
         endpoint: Endpoint,
         pending: Pending,
         store: SemanticCacheStore | None,
+        flight: Flight | None,
     ) -> None:
         """Pass a backend stream on as it arrives, keeping a copy if it may be stored."""
         ex.trace.add("store", status="after the stream completes" if store else "off")
@@ -567,7 +617,10 @@ class Gateway:
         if copy is not None:
             # Scheduled before the stream's end goes out, so that a client that has
             # seen the end can count on the store being under way (see /healthz).
-            self.stores.schedule(ex, store, pending, endpoint, 200, b"".join(copy), streamed=True)
+            content = b"".join(copy)
+            self.stores.schedule(
+                ex, store, pending, endpoint, 200, content, streamed=True, flight=flight
+            )
         await ex.body(b"", more=False)
 
     # -- everything else under an API

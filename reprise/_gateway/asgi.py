@@ -33,6 +33,7 @@ class Exchange:
     __slots__ = (
         "api",
         "cache_status",
+        "coalesced",
         "entry",
         "log",
         "noted",
@@ -53,6 +54,7 @@ class Exchange:
         self.score: float | None = None
         self.entry: str | None = None  # the entry served, named for feedback
         self.noted: Noted | None = None  # the lookup, as the admin ledger keeps it
+        self.coalesced = False  # served the answer of an identical request in flight
         self.status = 0
         self.started = False
         self.log: dict[str, Any] = {}
@@ -65,6 +67,8 @@ class Exchange:
             extra.append((b"x-cache-score", f"{self.score:.4f}".encode()))
         if self.entry is not None:
             extra.append((b"x-cache-entry", self.entry.encode()))
+        if self.coalesced:
+            extra.append((b"x-cache-coalesced", b"true"))
         self.status, self.started = status, True
         message = {"type": "http.response.start", "status": status}
         message["headers"] = [*headers, *extra, *self.trace.header()]

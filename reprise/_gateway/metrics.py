@@ -83,6 +83,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.coalesced = Counter(
+            "reprise_coalesced_requests",
+            "Misses that found an identical request in flight, by outcome: served (its "
+            "answer, as a hit) or backend (it failed or took too long: sent on alone).",
+            ["api", "outcome"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "reprise_rate_limited", "Requests refused by a rate limit.", ["api"], registry=r
         )

@@ -23,6 +23,7 @@ from reprise._gateway.asgi import Exchange
 from reprise._gateway.caches import CacheSlot
 from reprise._gateway.metrics import Metrics
 from reprise._gateway.policies import SemanticCacheStore
+from reprise._gateway.singleflight import Flight
 from reprise._gateway.trace import log_event
 from reprise._prompt import Prompt
 from reprise._request import Endpoint, is_cacheable_response
@@ -70,7 +71,10 @@ class OutboundStores:
         content: bytes,
         *,
         streamed: bool,
+        flight: Flight | None = None,
     ) -> None:
+        """Store the answer in the background; a `flight` led by this request is
+        handed over, to be settled with the answer and finished by the store."""
         if store is None or status not in store.cacheable_statuses:
             ex.trace.add("store", status="skipped", reason=f"status {status}" if store else "off")
             return
@@ -81,9 +85,16 @@ class OutboundStores:
         # What a hit on this entry will save: the backend's part of this request.
         backend_ms = ex.trace.elapsed_ms() - float(ex.log.get("lookup_ms", 0.0))
         task = asyncio.create_task(
-            self._store(name, store, pending, endpoint, status, content, streamed, backend_ms),
+            self._store(
+                name, store, pending, endpoint, status, content, streamed, backend_ms, flight
+            ),
             name=STORE_TASK,
         )
+        if flight is not None:
+            # Finished once the answer is written (a replica polling for it can then
+            # find it), or if the task dies or is cancelled before it could be.
+            flight.handed_over = True
+            task.add_done_callback(lambda _: flight.finish())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -97,20 +108,34 @@ class OutboundStores:
         content: bytes,
         streamed: bool,
         backend_ms: float,
+        flight: Flight | None,
     ) -> None:
         """The outbound store, run after the response: its failures only reach the log."""
         text, parsed = _answer(endpoint, content, streamed)
         cacheable = is_cacheable_response(
             status, parsed, endpoint, statuses=store.cacheable_statuses
         )
+        answer = text if cacheable else None
+        if flight is not None:
+            flight.settle(answer)  # followers in this process need not wait for the store
+        meta = {savings.KEY: savings.from_response(parsed, backend_ms).as_meta()}
+        await self._write(api, store, pending, answer, meta)
+
+    async def _write(
+        self,
+        api: str,
+        store: SemanticCacheStore,
+        pending: Pending,
+        answer: str | None,
+        meta: dict[str, Any],
+    ) -> None:
         cache = pending.slot.cache if pending.slot is not None else None
-        if text is None or not cacheable or cache is None or pending.prompt is None:
+        if answer is None or cache is None or pending.prompt is None:
             self.metrics.count(self.metrics.stores, api, "skipped")
             return
         try:
-            meta = {savings.KEY: savings.from_response(parsed, backend_ms).as_meta()}
             await cache.store(
-                pending.prompt, text, pending.partition, ttl=store.duration, meta=meta
+                pending.prompt, answer, pending.partition, ttl=store.duration, meta=meta
             )
         except CacheError as exc:
             self.metrics.count(self.metrics.stores, api, "error")

@@ -1,0 +1,90 @@
+"""SingleFlight's decisions with a fake lock, and the Redis lock failing open."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from reprise._gateway.singleflight import Flight, SingleFlight
+from reprise._stores.redis_flight import RedisFlightLock
+
+
+class HeldElsewhere:
+    """A lock another replica holds for `for_polls` polls of `held`."""
+
+    def __init__(self, for_polls: int) -> None:
+        self.polls_left = for_polls
+        self.released: list[str] = []
+
+    async def acquire(self, key: str, token: str, ttl: float) -> bool:
+        return False
+
+    async def refresh(self, key: str, token: str, ttl: float) -> bool:
+        return True
+
+    async def held(self, key: str) -> bool:
+        self.polls_left -= 1
+        return self.polls_left > 0
+
+    async def release(self, key: str, token: str) -> None:
+        self.released.append(key)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_follower_gets_the_leaders_answer_and_the_flight_ends() -> None:
+    flights = SingleFlight()
+    leader = await flights.enter("k", 5.0, _never)
+    assert isinstance(leader, Flight)
+    follower = asyncio.create_task(flights.enter("k", 5.0, _never))
+    await asyncio.sleep(0)
+    leader.settle("the answer")
+    leader.finish()
+    assert await follower == "the answer"
+    assert flights.under_way == 0
+
+
+async def test_a_follower_gives_up_after_its_wait() -> None:
+    flights = SingleFlight()
+    leader = await flights.enter("k", 5.0, _never)
+    assert await flights.enter("k", 0.05, _never) is None
+    assert isinstance(leader, Flight)
+    leader.finish()
+
+
+async def test_a_remote_leaders_answer_is_read_from_the_exact_tier() -> None:
+    lock = HeldElsewhere(for_polls=100)
+    reads = 0
+
+    async def exact() -> str | None:
+        nonlocal reads
+        reads += 1
+        return "stored by the other replica" if reads >= 3 else None
+
+    flights = SingleFlight(lock)
+    assert await flights.enter("k", 5.0, exact) == "stored by the other replica"
+    assert flights.under_way == 0
+
+
+async def test_when_the_remote_lock_goes_without_an_answer_the_follower_goes_alone() -> None:
+    flights = SingleFlight(HeldElsewhere(for_polls=2))
+    assert await flights.enter("k", 5.0, _never) is None
+
+
+async def test_the_redis_lock_fails_open_when_redis_is_down() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    lock = RedisFlightLock(f"redis://127.0.0.1:{port}/0", timeout=0.05)
+    try:
+        assert await lock.acquire("k", "token", 1.0) is True  # go to the backend
+        assert await lock.held("k") is False  # a waiting follower goes too
+        assert await lock.refresh("k", "token", 1.0) is False
+        await lock.release("k", "token")
+    finally:
+        await lock.aclose()
+
+
+async def _never() -> str | None:
+    return None
