@@ -60,7 +60,7 @@ from reprise._gateway.errors import (
     unauthorized,
 )
 from reprise._gateway.expressions import RequestContext
-from reprise._gateway.forwarder import Forwarder
+from reprise._gateway.forwarder import Forwarder, relay
 from reprise._gateway.ledger import Ledger, Noted
 from reprise._gateway.metrics import CONTENT_TYPE, Metrics
 from reprise._gateway.outbound import OutboundStores, Pending
@@ -603,16 +603,7 @@ class Gateway:
         ex.trace.add("store", status="after the stream completes" if store else "off")
         await ex.start(200, response_headers(response.headers, keep_length=False))
         copy: list[bytes] | None = [] if store is not None else None
-        try:
-            async for chunk in response.aiter_raw():
-                if copy is not None:
-                    copy.append(chunk)
-                await ex.body(chunk, more=True)
-        except GatewayError as error:
-            # Headers are gone; an SSE error event makes the SDKs raise instead of
-            # silently ending the stream early.
-            ex.log["error"] = error.message
-            await ex.body(b"data: " + error.body() + b"\n\n", more=False)
+        if not await relay(ex, response, copy=copy, sse=True):
             return
         if copy is not None:
             # Scheduled before the stream's end goes out, so that a client that has

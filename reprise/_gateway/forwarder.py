@@ -65,12 +65,8 @@ class Forwarder:
             await ex.start(
                 response.status_code, response_headers(response.headers, keep_length=True)
             )
-            try:
-                async for chunk in response.aiter_raw():
-                    await ex.body(chunk, more=True)
-            except GatewayError as error:
-                ex.log["error"] = error.message
-            await ex.body(b"", more=False)
+            if await relay(ex, response):
+                await ex.body(b"", more=False)
         finally:
             await response.aclose()
 
@@ -126,3 +122,25 @@ class Forwarder:
             token = bearer(value)
             return token is not None and self.config.subscription_for_key(token) is not None
         return False
+
+
+async def relay(
+    ex: Exchange, response: UpstreamResponse, *, copy: list[bytes] | None = None, sse: bool = False
+) -> bool:
+    """Pass the backend's body on as it arrives (appending it to `copy` if given).
+
+    True when it arrived whole: the caller then ends the response. A backend
+    that breaks off ends it here, with an SSE error event for an `sse` stream
+    (the SDKs then raise instead of taking the stream as complete); False.
+    """
+    try:
+        async for chunk in response.aiter_raw():
+            if copy is not None:
+                copy.append(chunk)
+            await ex.body(chunk, more=True)
+    except GatewayError as error:
+        # The headers are gone: all that is left is to end the body early.
+        ex.log["error"] = error.message
+        await ex.body(b"data: " + error.body() + b"\n\n" if sse else b"", more=False)
+        return False
+    return True
