@@ -36,7 +36,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 async def test_fifty_identical_misses_make_one_backend_call(
     gateway_client: httpx.AsyncClient, fake_upstream: FakeUpstreamServer
 ) -> None:
-    prompt = unique("What is the most popular question today? [sleep:0.5]")
+    prompt = unique("What is the most popular question today? [sleep:2]")
     before = (await gateway_client.get("/metrics")).text
     answers = await asyncio.gather(*(post(gateway_client, chat(prompt)) for _ in range(50)))
     assert fake_upstream.calls(prompt) == 1
@@ -62,7 +62,7 @@ async def test_fifty_identical_misses_make_one_backend_call(
 async def test_streaming_followers_get_a_valid_replay(
     gateway_client: httpx.AsyncClient, fake_upstream: FakeUpstreamServer
 ) -> None:
-    prompt = unique("Stream me the answer to a popular question [sleep:0.4]")
+    prompt = unique("Stream me the answer to a popular question [sleep:2]")
     requests = [
         post(gateway_client, chat(prompt, stream=i % 2 == 0, stream_options=None))
         for i in range(10)
@@ -86,11 +86,14 @@ async def test_streaming_followers_get_a_valid_replay(
 async def test_a_failing_leader_lets_the_followers_through(
     gateway_client: httpx.AsyncClient, fake_upstream: FakeUpstreamServer
 ) -> None:
-    prompt = unique("A question whose first call fails [fail-first:500] [sleep:0.3]")
+    prompt = unique("A question whose first call fails [fail-first:500] [sleep:1]")
     before = (await gateway_client.get("/metrics")).text
-    answers = await asyncio.gather(*(post(gateway_client, chat(prompt)) for _ in range(5)))
-    codes = sorted(r.status_code for r in answers)
-    assert codes == [200, 200, 200, 200, 500]  # the leader's own backend error, nobody else's
+    leader = asyncio.create_task(post(gateway_client, chat(prompt)))
+    await until_called(fake_upstream, prompt)
+    followers = await asyncio.gather(*(post(gateway_client, chat(prompt)) for _ in range(4)))
+    answers = [await leader, *followers]
+    codes = [r.status_code for r in answers]
+    assert codes == [500, 200, 200, 200, 200]  # the leader's own backend error, nobody else's
     assert fake_upstream.calls(prompt) == 5
     assert not any(r.headers.get("x-cache-coalesced") for r in answers)
     after = (await gateway_client.get("/metrics")).text
@@ -104,11 +107,11 @@ async def test_a_failing_leader_lets_the_followers_through(
 async def test_a_cancelled_leader_lets_the_followers_through(
     gateway_client: httpx.AsyncClient, fake_upstream: FakeUpstreamServer
 ) -> None:
-    prompt = unique("A question whose first client hangs up [sleep:0.6]")
+    prompt = unique("A question whose first client hangs up [sleep:3]")
     leader = asyncio.create_task(post(gateway_client, chat(prompt)))
     await until_called(fake_upstream, prompt)
     followers = [asyncio.create_task(post(gateway_client, chat(prompt))) for _ in range(3)]
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # the followers are waiting on the leader's flight
     leader.cancel()
     answers = await asyncio.gather(*followers)
     assert {r.status_code for r in answers} == {200}
@@ -131,7 +134,7 @@ async def test_different_partitions_never_coalesce(
 async def test_the_trace_names_a_coalesced_hit(
     gateway_client: httpx.AsyncClient, fake_upstream: FakeUpstreamServer
 ) -> None:
-    prompt = unique("Trace the coalescing [sleep:0.5]")
+    prompt = unique("Trace the coalescing [sleep:2]")
     leader = asyncio.create_task(post(gateway_client, chat(prompt)))
     await until_called(fake_upstream, prompt)
     follower = await post(gateway_client, chat(prompt), headers={"X-Reprise-Trace": "true"})

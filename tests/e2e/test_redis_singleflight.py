@@ -59,7 +59,7 @@ async def test_a_burst_on_two_replicas_makes_one_backend_call(
     clients: tuple[openai.AsyncOpenAI, openai.AsyncOpenAI], fake_upstream: FakeUpstreamServer
 ) -> None:
     a, b = clients
-    prompt = f"A popular question asked on both replicas {uuid.uuid4().hex[:8]} [sleep:1]"
+    prompt = f"A popular question asked on both replicas {uuid.uuid4().hex[:8]} [sleep:2]"
     answers = await asyncio.gather(*(ask(c, prompt) for _ in range(20) for c in (a, b)))
     assert fake_upstream.calls(prompt) == 1
     assert {status for status, *_ in answers} == {200}
@@ -72,9 +72,7 @@ async def test_a_failing_leader_lets_the_other_replicas_followers_through(
     clients: tuple[openai.AsyncOpenAI, openai.AsyncOpenAI], fake_upstream: FakeUpstreamServer
 ) -> None:
     a, b = clients
-    prompt = (
-        f"A question whose first call fails {uuid.uuid4().hex[:8]} [fail-first:500] [sleep:0.5]"
-    )
+    prompt = f"A question whose first call fails {uuid.uuid4().hex[:8]} [fail-first:500] [sleep:2]"
     answers = await asyncio.gather(*(ask(c, prompt) for _ in range(3) for c in (a, b)))
     assert sorted(status for status, *_ in answers) == [200] * 5 + [500]
     assert fake_upstream.calls(prompt) == 6
