@@ -1,9 +1,10 @@
 """The single-flight lock in Redis, so that gateway replicas coalesce identical misses.
 
-One key per exact key, `<prefix>flight:<key>`, set with `SET NX PX` to a random
+One key per exact key, `reprise-flight:<prefix><key>`, set with `SET NX PX` to a random
 token of the leader; renewing and releasing compare the token first (one Lua
 script each), so a leader whose lock expired never extends or drops the next
-leader's.
+leader's. The locks stay outside the entries' prefix: whatever lists entries by
+scanning `<prefix>*` (an operator, a test) finds only hashes there.
 
 Fail open: coalescing saves backend calls but is never worth a failed request.
 A Redis error makes `acquire` answer "yours" (the request goes to the backend
@@ -39,7 +40,7 @@ return 0
 
 
 class RedisFlightLock:
-    """Locks under `<prefix>flight:` in the Redis at `url` (the cache's URL and options).
+    """Locks under `reprise-flight:<prefix>` in the Redis at `url` (the cache's URL).
 
     `clients` shares redis-py clients with the store (see `RedisStore`).
     """
@@ -53,7 +54,7 @@ class RedisFlightLock:
         clients: RedisClients | None = None,
     ) -> None:
         url, options = split_url(url)
-        self.prefix = options.get("prefix", "reprise:") + "flight:"
+        self.prefix = "reprise-flight:" + options.get("prefix", "reprise:")
         self._own_clients = clients is None
         self._clients = RedisClients() if clients is None else clients
         self._client: aioredis.Redis = self._clients.get(url, url_timeout(options, timeout))
