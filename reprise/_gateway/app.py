@@ -95,6 +95,9 @@ SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream"), (b"cache-contro
 _DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
 _STARTUP_WAIT = 30.0  # seconds the first cache-open attempt may delay startup
 _PROBES = frozenset({"/healthz", "/metrics"})
+# Lookups whose request may wait for an identical one in flight: a miss, and a
+# lookup that failed (under a burst, often shed for load: when it matters most).
+_COALESCED = frozenset({"MISS", "FAILED"})
 
 
 def create_app(
@@ -316,7 +319,7 @@ class Gateway:
                     hit = await self._lookup(
                         ex, policy, suffix, endpoint, payload, ctx, caller, pending
                     )
-                    if hit is None and flight is None and ex.cache_status == "MISS":
+                    if hit is None and flight is None and ex.cache_status in _COALESCED:
                         hit, flight = await self._coalesce(ex, api, pending)
                     if hit is not None and await self._serve_hit(
                         ex, hit, endpoint, payload, stream
@@ -472,11 +475,13 @@ class Gateway:
         or a flight for this request to lead, or neither (see `singleflight`)."""
         cache = pending.slot.cache if pending.slot is not None else None
         prompt = pending.prompt
-        if cache is None or prompt is None or api.store is None or not pending.may_store:
+        if prompt is None or api.store is None or "no-store" in cache_control(ex.scope):
             return None, None
         key = prompt.key(pending.partition)  # the exact key: same question, context, partition
 
         async def exact() -> str | None:
+            if cache is None:
+                return None
             try:
                 found = await cache.explain(prompt, pending.partition, threshold=0.0)
             except CacheError:
@@ -556,7 +561,9 @@ class Gateway:
         url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
         headers = self.forwarder.headers(ex.scope, api, identity=True)
         response = await self.forwarder.send(ex, api, url, headers, body)
-        store = api.store if pending.may_store and pending.slot is not None else None
+        # A leader whose cache failed still hands its answer to its followers.
+        keep = pending.may_store or flight is not None
+        store = api.store if keep and pending.slot is not None else None
         try:
             content_type = response.content_type
             if (

@@ -78,7 +78,9 @@ class OutboundStores:
         if store is None or status not in store.cacheable_statuses:
             ex.trace.add("store", status="skipped", reason=f"status {status}" if store else "off")
             return
-        if not streamed:
+        if not pending.may_store:  # only for the followers of this request's flight
+            ex.trace.add("store", status="skipped", reason="the cache is failing")
+        elif not streamed:
             ex.trace.add("store", status="scheduled", ttl_s=store.duration)
         assert ex.api is not None
         name = ex.api.name
@@ -130,7 +132,7 @@ class OutboundStores:
         meta: dict[str, Any],
     ) -> None:
         cache = pending.slot.cache if pending.slot is not None else None
-        if answer is None or cache is None or pending.prompt is None:
+        if answer is None or cache is None or pending.prompt is None or not pending.may_store:
             self.metrics.count(self.metrics.stores, api, "skipped")
             return
         try:

@@ -144,3 +144,17 @@ async def test_the_trace_names_a_coalesced_hit(
     assert {"step": "coalesced", "outcome": "served"} in [
         {k: v for k, v in s.items() if k != "at_ms"} for s in steps
     ]
+
+
+async def test_misses_whose_lookup_failed_coalesce_too(
+    gateway_client: httpx.AsyncClient, fake_upstream: FakeUpstreamServer
+) -> None:
+    # The "dead" API's embeddings backend is down: every lookup FAILS, and a burst
+    # then is exactly what single-flight is for. The answer goes from memory.
+    prompt = unique("A question while the cache is failing [sleep:2]")
+    answers = await asyncio.gather(
+        *(post(gateway_client, chat(prompt), api="dead") for _ in range(10))
+    )
+    assert fake_upstream.calls(prompt) == 1
+    assert len({r.content for r in answers}) == 1
+    assert sum(r.headers.get("x-cache-coalesced") == "true" for r in answers) == 9
