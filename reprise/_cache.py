@@ -302,15 +302,19 @@ class SemanticCache:
     async def clear(self, partition: str | None = None) -> int:
         return await self.vector_store.clear(partition)
 
-    async def mark_wrong(self, entry_id: str, prompt: PromptLike) -> bool:
+    async def mark_wrong(
+        self, entry_id: str, prompt: PromptLike, *, partition: str | None = None
+    ) -> bool:
         """Record that the entry was a wrong answer to `prompt`: never serve it for that again.
 
         `prompt` is the request served (or its question, the hit's `prompt`).
         The entry's own distance limit also tightens below this question's
         distance (`reprise._verify.feedback`), so that near rewordings miss too.
+        With `partition`, an entry in another partition is left alone (False),
+        as if it did not exist: a caller marks only what it could be served.
         """
         entry = await self.vector_store.get(entry_id)
-        if entry is None:
+        if entry is None or (partition is not None and entry.partition != partition):
             return False
         question = self.prompt(prompt).question
         if entry.prompt == question:  # wrong for its own question: wrong for everyone

@@ -60,6 +60,7 @@ from reprise._gateway.errors import (
     unauthorized,
 )
 from reprise._gateway.expressions import RequestContext
+from reprise._gateway.feedback import entry_not_found, mark_wrong, parse_feedback
 from reprise._gateway.forwarder import Forwarder, relay
 from reprise._gateway.ledger import Ledger, Noted
 from reprise._gateway.metrics import CONTENT_TYPE, Metrics
@@ -263,23 +264,38 @@ class Gateway:
             await self._cached(ex, receive, api, suffix, endpoint, caller)
 
     async def _feedback(self, ex: Exchange, receive: Receive) -> None:
-        """`{"entry_id", "prompt", "correct": false}`: the served entry (`X-Cache-Entry`)
-        was a wrong answer to `prompt` (the cached text of the request); it is never
-        served for that prompt again and its own distance limit tightens."""
-        self._authenticate(ex.scope)
+        """`{"entry_id", "path", "request", "correct": false}`: the entry served
+        (`X-Cache-Entry`) for `request` sent to `path` was a wrong answer. Only an
+        entry in the partition this caller's request would search is marked
+        (`feedback.py`); any other is a 404, as for an entry that does not exist."""
+        caller = self._authenticate(ex.scope)
         payload = parse_json(await read_body(receive, ex.scope, self.config.max_body_bytes))
-        entry_id, prompt = payload.get("entry_id"), payload.get("prompt")
-        if not isinstance(entry_id, str) or not isinstance(prompt, str):
-            raise GatewayError(400, "feedback needs string entry_id and prompt", code="invalid")
-        if payload.get("correct", False) is not False:  # limits only ever tighten
+        report = parse_feedback(payload)
+        match = self.config.match_api(report.path)
+        endpoint = _endpoint("POST", match[1]) if match and match[0].cached else None
+        if match is None or endpoint is None:
+            raise GatewayError(400, "'path' names no cached endpoint", param="path")
+        if report.correct:  # limits only ever tighten
             await ex.respond(200, JSON_HEADERS, json.dumps({"marked": False}).encode())
             return
-        marked = False
-        for slot in self.slots.values():
-            if slot.cache is not None and not marked:
-                marked = await slot.cache.mark_wrong(entry_id, prompt)
-        body = json.dumps({"entry_id": entry_id, "marked": marked}).encode()
-        await ex.respond(200 if marked else 404, JSON_HEADERS, body)
+        api, suffix = match
+        ctx = self._context(ex.scope, api, caller)
+        for policy in (p for p in api.inbound if isinstance(p, SemanticCacheLookup)):
+            prompt = extract_prompt(
+                report.request, endpoint, ignore_system_messages=policy.ignore_system_messages
+            )
+            vary = self._vary(policy, ctx, caller)
+            partition = self._partition(report.request, endpoint, suffix, prompt, vary)
+            cache = self.slots[policy.embeddings_backend_id].cache
+            try:
+                caches = [] if cache is None else [cache]
+                if await mark_wrong(caches, report.entry_id, prompt, partition=partition):
+                    body = {"entry_id": report.entry_id, "marked": True}
+                    await ex.respond(200, JSON_HEADERS, json.dumps(body).encode())
+                    return
+            except CacheError as exc:
+                raise GatewayError(503, f"the cache failed: {type(exc).__name__}") from None
+        raise entry_not_found(report.entry_id)
 
     def _authenticate(self, scope: Scope) -> Caller:
         """The caller; with subscriptions configured, an unknown key is a 401."""
@@ -364,23 +380,8 @@ class Gateway:
             reason = f"{prompt.message_count} messages > max-message-count"
             self._lookup_done(ex, "BYPASS", reason)
             return None
-        vary = policy.vary_by_values(ctx)
-        if self.config.partition_by_credential:
-            vary = (*vary, caller.credential_hash)
-        deployment = _DEPLOYMENT.search(suffix)
-        try:
-            partition = partition_key(
-                payload,
-                endpoint=endpoint,
-                model=deployment.group(1) if deployment else None,
-                vary_by=vary,
-                attachments=prompt.attachments,
-            )
-        except UnicodeEncodeError:
-            # JSON may escape a lone surrogate ("\ud800"); it is no text to hash or embed.
-            raise GatewayError(
-                400, "the request holds a lone UTF-16 surrogate, which is not valid text"
-            ) from None
+        vary = self._vary(policy, ctx, caller)
+        partition = self._partition(payload, endpoint, suffix, prompt, vary)
         directives = cache_control(ex.scope)
         slot = self.slots[policy.embeddings_backend_id]
         pending.prompt, pending.partition, pending.slot = prompt, partition, slot
@@ -402,6 +403,38 @@ class Gateway:
         ex.score, ex.entry = found.hit.score, found.hit.id
         self._lookup_done(ex, "HIT", found.reason, tier=found.hit.tier)
         return found.hit
+
+    def _vary(
+        self, policy: SemanticCacheLookup, ctx: RequestContext, caller: Caller
+    ) -> tuple[str, ...]:
+        vary = policy.vary_by_values(ctx)
+        if self.config.partition_by_credential:
+            vary = (*vary, caller.credential_hash)
+        return vary
+
+    def _partition(
+        self,
+        payload: dict[str, Any],
+        endpoint: Endpoint,
+        suffix: str,
+        prompt: Prompt,
+        vary: tuple[str, ...],
+    ) -> str:
+        """The partition a request searches: the same for a lookup and for its feedback."""
+        deployment = _DEPLOYMENT.search(suffix)
+        try:
+            return partition_key(
+                payload,
+                endpoint=endpoint,
+                model=deployment.group(1) if deployment else None,
+                vary_by=vary,
+                attachments=prompt.attachments,
+            )
+        except UnicodeEncodeError:
+            # JSON may escape a lone surrogate ("\ud800"); it is no text to hash or embed.
+            raise GatewayError(
+                400, "the request holds a lone UTF-16 surrogate, which is not valid text"
+            ) from None
 
     async def _explain(
         self,

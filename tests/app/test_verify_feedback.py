@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 
-from reprise._request import extract_prompt
 from tests.gateway_fixtures import KEY, chat, post, settle
 
 
@@ -18,8 +17,8 @@ async def test_a_hit_names_its_entry_and_feedback_stops_serving_it(
     assert hit.headers["x-cache-status"] == "HIT"
     entry = hit.headers["x-cache-entry"]
 
-    prompt = extract_prompt(body, "chat").question
-    feedback = {"entry_id": entry, "prompt": prompt, "correct": False}
+    path = "/chat/v1/chat/completions"
+    feedback = {"entry_id": entry, "path": path, "request": body, "correct": False}
     marked = await gateway_client.post("/reprise/feedback", json=feedback, headers=KEY)
     assert marked.status_code == 200
     assert marked.json() == {"entry_id": entry, "marked": True}
@@ -30,10 +29,11 @@ async def test_a_hit_names_its_entry_and_feedback_stops_serving_it(
 
 
 async def test_feedback_on_an_unknown_entry_is_a_404(gateway_client: httpx.AsyncClient) -> None:
-    feedback = {"entry_id": "no-such-entry", "prompt": "x", "correct": False}
+    path, body = "/chat/v1/chat/completions", chat("x")
+    feedback = {"entry_id": "no-such-entry", "path": path, "request": body, "correct": False}
     response = await gateway_client.post("/reprise/feedback", json=feedback, headers=KEY)
     assert response.status_code == 404
-    assert response.json()["marked"] is False
+    assert response.json()["error"]["code"] == "entry_not_found"
 
 
 async def test_a_swapped_direction_misses_through_the_gateway(
