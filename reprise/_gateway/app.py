@@ -47,6 +47,7 @@ from reprise._gateway.asgi import (
     header,
     parse_json,
     read_body,
+    too_deep,
 )
 from reprise._gateway.caches import CacheSlot, make_slots
 from reprise._gateway.config import Api, GatewayConfig, Subscription
@@ -78,6 +79,7 @@ from reprise._gateway.proxy import (
     upstream_url,
 )
 from reprise._gateway.singleflight import Flight, SingleFlight, lock_for
+from reprise._gateway.target import check_target
 from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
 from reprise._plugins import make_rate_limiter
 from reprise._prompt import Prompt
@@ -224,6 +226,11 @@ class Gateway:
                 await ex.error(from_request_error(exc))
         except ClientGone:
             ex.log["error"] = "client disconnected"
+        except RecursionError:
+            # A body parsed within the limit can still nest too deep for a later walk
+            # over it (the partition's digest): the client's input, not our fault.
+            if not ex.started:
+                await ex.error(too_deep())
         except Exception:
             logger.exception("gateway error on %s %s", scope["method"], scope["path"])
             if not ex.started:
@@ -233,12 +240,18 @@ class Gateway:
 
     async def _route(self, ex: Exchange, receive: Receive) -> None:
         path, method = ex.scope["path"], ex.scope["method"]
+        check_target(path, method)
         if path == "/metrics" and method == "GET":
             await ex.respond(200, [(b"content-type", CONTENT_TYPE)], self.metrics.render())
             return
         if path == "/healthz" and method == "GET":
             caches = {name: slot.error or "open" for name, slot in self.slots.items()}
-            health = {"status": "ok", "caches": caches, "pending_stores": self.pending_stores}
+            health = {
+                "status": "ok",
+                "caches": caches,
+                "pending_stores": self.pending_stores,
+                "tasks": len(asyncio.all_tasks()),  # back to its idle count after load
+            }
             await ex.respond(200, JSON_HEADERS, json.dumps(health).encode())
             return
         if path == "/reprise/feedback" and method == "POST":

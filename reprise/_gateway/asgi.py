@@ -152,6 +152,10 @@ async def body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
             return
 
 
+def too_deep() -> GatewayError:
+    return GatewayError(400, "the request body is nested too deeply", code="invalid_json")
+
+
 def parse_json(body: bytes) -> dict[str, Any]:
     if not body:
         raise GatewayError(
@@ -163,6 +167,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise GatewayError(
             400, f"the request body is not valid JSON: {exc}", code="invalid_json"
         ) from None
+    except RecursionError:
+        raise too_deep() from None
     if not isinstance(payload, dict):
         raise GatewayError(400, "the request body must be a JSON object", code="invalid_json")
     return payload

@@ -9,9 +9,10 @@ trace, and streams the bodies of a plain proxied request both ways.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 from reprise._gateway.asgi import (
+    ClientGone,
     Exchange,
     Receive,
     Scope,
@@ -60,7 +61,14 @@ class Forwarder:
         url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
         headers = self.headers(ex.scope, api, identity=False)
         content = self._client_body(ex.scope, receive, headers)
-        response = await self.send(ex, api, url, headers, content)
+        try:
+            response = await self.send(ex, api, url, headers, content)
+        except GatewayError:
+            if isinstance(content, ClientBody) and content.error is not None:
+                # The HTTP client reports a body that failed as a broken connection;
+                # the failure was the client's (a 413, a hang-up), so answer that.
+                raise content.error from None
+            raise
         try:
             await ex.start(
                 response.status_code, response_headers(response.headers, keep_length=True)
@@ -70,17 +78,14 @@ class Forwarder:
         finally:
             await response.aclose()
 
-    def _client_body(
-        self, scope: Scope, receive: Receive, headers: Headers
-    ) -> bytes | AsyncIterator[bytes]:
+    def _client_body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes | ClientBody:
         """The client's body, streamed (its length added to `headers`); too long: a 413."""
         length = declared_length(scope, self.config.max_body_bytes)
-        content: bytes | AsyncIterator[bytes] = b""
-        if length is not None or header(scope, b"transfer-encoding") is not None:
-            if length is not None:
-                headers.append((b"content-length", length))
-            content = body_chunks(receive, self.config.max_body_bytes)
-        return content
+        if length is None and header(scope, b"transfer-encoding") is None:
+            return b""
+        if length is not None:
+            headers.append((b"content-length", length))
+        return ClientBody(body_chunks(receive, self.config.max_body_bytes))
 
     async def send(
         self,
@@ -88,7 +93,7 @@ class Forwarder:
         api: Api,
         url: str,
         headers: Headers,
-        content: bytes | AsyncIterator[bytes],
+        content: bytes | AsyncIterable[bytes],
     ) -> UpstreamResponse:
         start = time.perf_counter()
         try:
@@ -122,6 +127,22 @@ class Forwarder:
             token = bearer(value)
             return token is not None and self.config.subscription_for_key(token) is not None
         return False
+
+
+class ClientBody:
+    """A client's body streamed to the backend, remembering how it failed, if it did."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self.error: GatewayError | ClientGone | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._chunks:
+                yield chunk
+        except (GatewayError, ClientGone) as exc:
+            self.error = exc
+            raise
 
 
 async def relay(

@@ -60,6 +60,23 @@ def default_answer(prompt: str, call: int) -> str:
     return f"Answer to {prompt!r} (call {call})."
 
 
+class Marked:
+    """An ASGI app whose every response carries `x-fake-upstream: true`, errors included
+    (outside Starlette's own error handler), so that a test tells the backend's
+    answers from the gateway's own."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def marked(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-fake-upstream", b"true")]
+            await send(message)
+
+        await self.app(scope, receive, marked)
+
+
 class FakeUpstream:
     def __init__(
         self,
@@ -77,15 +94,17 @@ class FakeUpstream:
         self.embedding_calls = 0
         self.last_headers: dict[str, str] = {}
         self.release = asyncio.Event()
-        self.app = Starlette(
-            routes=[
-                Route("/healthz", self.healthz, methods=["GET"]),
-                Route("/_control/stats", self.stats, methods=["GET"]),
-                Route("/_control/reset", self.reset, methods=["POST"]),
-                Route("/_control/release", self.release_held, methods=["POST"]),
-                Route("/{path:path}", self.serve, methods=["GET", "POST"]),
-            ],
-            lifespan=self._lifespan,
+        self.app = Marked(
+            Starlette(
+                routes=[
+                    Route("/healthz", self.healthz, methods=["GET"]),
+                    Route("/_control/stats", self.stats, methods=["GET"]),
+                    Route("/_control/reset", self.reset, methods=["POST"]),
+                    Route("/_control/release", self.release_held, methods=["POST"]),
+                    Route("/{path:path}", self.serve, methods=["GET", "POST"]),
+                ],
+                lifespan=self._lifespan,
+            )
         )
 
     @property
@@ -103,14 +122,14 @@ class FakeUpstream:
         return JSONResponse({"ok": True})
 
     async def stats(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "total": self.total_calls,
-                "calls": dict(self.calls),
-                "embeddings": self.embedding_calls,
-                "last_headers": self.last_headers,
-            }
-        )
+        stats = {
+            "total": self.total_calls,
+            "calls": dict(self.calls),
+            "embeddings": self.embedding_calls,
+            "last_headers": self.last_headers,
+        }
+        # ASCII-escaped: a fuzzed prompt may hold a lone surrogate, which has no UTF-8.
+        return Response(json.dumps(stats), media_type="application/json")
 
     async def release_held(self, request: Request) -> Response:
         self.release.set()
@@ -122,6 +141,14 @@ class FakeUpstream:
         return JSONResponse({"ok": True})
 
     async def serve(self, request: Request) -> Response:
+        try:
+            return await self._serve(request)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # A request it cannot read (what a fuzzer sends through a proxied path) is
+            # a 400, as from a real backend: a crash would also close the connection.
+            return _error(400, f"fake upstream cannot read the request: {type(exc).__name__}")
+
+    async def _serve(self, request: Request) -> Response:
         path = "/" + request.path_params["path"]
         self.last_headers = dict(request.headers)
         if path.endswith("/models"):
