@@ -32,10 +32,11 @@ from tests.fuzz_http import (  # noqa: E402
     Case,
     ThreadedGateway,
     consistency_problems,
+    fuzz_config,
     run_case,
     seed_known_entry,
 )
-from tests.gateway_fixtures import app_config_yaml, app_from_yaml  # noqa: E402
+from tests.gateway_fixtures import app_from_yaml  # noqa: E402
 
 
 class Tally:
@@ -127,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     logs = tempfile.TemporaryDirectory(prefix="reprise-fuzz-")
     upstream = FakeUpstreamServer(Path(logs.name)).start()
-    gateway = ThreadedGateway(app_from_yaml(app_config_yaml(upstream.url))).start()
+    gateway = ThreadedGateway(app_from_yaml(fuzz_config(upstream.url))).start()
     tally = Tally()
     try:
         known = seed_known_entry(gateway)

@@ -30,6 +30,7 @@ import httpx
 from hypothesis import strategies as st
 
 from reprise._gateway.app import Gateway
+from tests.gateway_fixtures import app_config_yaml
 
 CASE_TIMEOUT = 20.0  # seconds for one request, far above any legitimate answer here
 KNOWN_PROMPT = "What colour is the sky on a clear day? (known before fuzzing)"
@@ -285,6 +286,14 @@ CATEGORIES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
 
 
 # -- the harness
+
+
+def fuzz_config(upstream: str) -> str:
+    """The app tests' gateway, its entries kept for a day: a run takes minutes, and the
+    entry stored before it must still be there after it."""
+    config = app_config_yaml(upstream)
+    assert 'duration="60"' in config
+    return config.replace('duration="60"', 'duration="86400"')
 
 
 class ThreadedGateway:

@@ -143,7 +143,7 @@ class FakeUpstream:
     async def serve(self, request: Request) -> Response:
         try:
             return await self._serve(request)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
             # A request it cannot read (what a fuzzer sends through a proxied path) is
             # a 400, as from a real backend: a crash would also close the connection.
             return _error(400, f"fake upstream cannot read the request: {type(exc).__name__}")

@@ -19,17 +19,18 @@ from tests.fuzz_http import (
     Case,
     ThreadedGateway,
     consistency_problems,
+    fuzz_config,
     run_case,
     seed_known_entry,
 )
-from tests.gateway_fixtures import FakeUpstreamServer, app_config_yaml, app_from_yaml
+from tests.gateway_fixtures import FakeUpstreamServer, app_from_yaml
 
 EXAMPLES_PER_CATEGORY = 20
 
 
 @pytest.fixture(scope="module")
 def fuzzed(fake_upstream: FakeUpstreamServer) -> Iterator[tuple[ThreadedGateway, str]]:
-    gateway = ThreadedGateway(app_from_yaml(app_config_yaml(fake_upstream.url))).start()
+    gateway = ThreadedGateway(app_from_yaml(fuzz_config(fake_upstream.url))).start()
     try:
         yield gateway, seed_known_entry(gateway)
     finally:
