@@ -48,7 +48,7 @@ from reprise._gateway.asgi import (
     parse_json,
     read_body,
 )
-from reprise._gateway.caches import CacheSlot, make_slots
+from reprise._gateway.caches import make_slots
 from reprise._gateway.config import Api, GatewayConfig, Subscription
 from reprise._gateway.errors import (
     JSON_HEADERS,
@@ -63,7 +63,8 @@ from reprise._gateway.expressions import RequestContext
 from reprise._gateway.forwarder import Forwarder
 from reprise._gateway.ledger import Ledger, Noted
 from reprise._gateway.metrics import CONTENT_TYPE, Metrics
-from reprise._gateway.outbound import OutboundStores, Pending
+from reprise._gateway.outbound import OutboundStores
+from reprise._gateway.plan import LookupPlan, plan_lookup
 from reprise._gateway.policies import (
     RateLimit,
     RateLimitByKey,
@@ -78,13 +79,9 @@ from reprise._gateway.proxy import (
 )
 from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
 from reprise._plugins import make_rate_limiter
-from reprise._prompt import Prompt
 from reprise._protocols import RateLimiter
 from reprise._request import (
     Endpoint,
-    extract_prompt,
-    over_message_limit,
-    partition_key,
 )
 from reprise._stores.redis_client import RedisClients
 
@@ -304,18 +301,17 @@ class Gateway:
         payload = parse_json(body)
         stream = payload.get("stream") is True
         ex.log.update(endpoint=endpoint, stream=stream)
-        pending = Pending()
+        plan: LookupPlan | None = None
         ctx = self._context(ex.scope, api, caller)
         for policy in api.inbound:
             if isinstance(policy, SemanticCacheLookup):
-                hit = await self._lookup(
-                    ex, policy, suffix, endpoint, payload, ctx, caller, pending
-                )
+                plan = self._plan(ex, policy, suffix, endpoint, payload, ctx, caller)
+                plan, hit = await self._lookup(ex, plan)
                 if hit is not None and await self._serve_hit(ex, hit, endpoint, payload, stream):
                     return
             elif isinstance(policy, RateLimit | RateLimitByKey):
                 await self._rate_limit(ex, policy, api, ctx, caller)
-        await self._forward(ex, api, suffix, body, endpoint, stream, pending)
+        await self._forward(ex, api, suffix, body, endpoint, stream, plan)
 
     def _context(self, scope: Scope, api: Api, caller: Caller) -> RequestContext:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -329,7 +325,7 @@ class Gateway:
             ip_address=client[0] if client else "",
         )
 
-    async def _lookup(
+    def _plan(
         self,
         ex: Exchange,
         policy: SemanticCacheLookup,
@@ -338,65 +334,44 @@ class Gateway:
         payload: dict[str, Any],
         ctx: RequestContext,
         caller: Caller,
-        pending: Pending,
-    ) -> Hit | None:
-        """Run the lookup policy; set the cache status and what a later store needs."""
-        ex.noted = Noted(policy.embeddings_backend_id)
-        prompt = extract_prompt(
-            payload, endpoint, ignore_system_messages=policy.ignore_system_messages
-        )
-        if over_message_limit(prompt, policy.max_message_count):
-            reason = f"{prompt.message_count} messages > max-message-count"
-            self._lookup_done(ex, "BYPASS", reason)
-            return None
+    ) -> LookupPlan:
+        """The lookup policy's plan for this request (`plan.plan_lookup`), traced."""
         vary = policy.vary_by_values(ctx)
         if self.config.partition_by_credential:
             vary = (*vary, caller.credential_hash)
         deployment = _DEPLOYMENT.search(suffix)
-        try:
-            partition = partition_key(
-                payload,
-                endpoint=endpoint,
-                model=deployment.group(1) if deployment else None,
-                vary_by=vary,
-                attachments=prompt.attachments,
-            )
-        except UnicodeEncodeError:
-            # JSON may escape a lone surrogate ("\ud800"); it is no text to hash or embed.
-            raise GatewayError(
-                400, "the request holds a lone UTF-16 surrogate, which is not valid text"
-            ) from None
-        directives = cache_control(ex.scope)
-        slot = self.slots[policy.embeddings_backend_id]
-        pending.prompt, pending.partition, pending.slot = prompt, partition, slot
-        ex.noted.partition, ex.noted.prompt = partition, prompt.question
-        pending.may_store = "no-store" not in directives
-        ex.trace.add(
-            "partition", partition=partition, vary_by=len(vary), messages=prompt.message_count
+        plan = plan_lookup(
+            payload,
+            endpoint,
+            policy,
+            self.slots[policy.embeddings_backend_id],
+            vary_by=vary,
+            model=deployment.group(1) if deployment else None,
+            directives=cache_control(ex.scope),
         )
-        if "no-cache" in directives:
-            self._lookup_done(ex, "BYPASS", "Cache-Control: no-cache")
-            return None
-        found = await self._explain(ex, slot, prompt, partition, policy)
+        ex.noted = Noted(policy.embeddings_backend_id)
+        ex.noted.partition, ex.noted.prompt = plan.partition, plan.prompt.question
+        ex.trace.add("partition", **plan.trace_fields())
+        return plan
+
+    async def _lookup(self, ex: Exchange, plan: LookupPlan) -> tuple[LookupPlan, Hit | None]:
+        """Run the plan's lookup; set the cache status. A failing cache voids the store."""
+        if plan.bypass:
+            self._lookup_done(ex, "BYPASS", plan.bypass)
+            return plan, None
+        found = await self._explain(ex, plan)
         if found is None:
-            pending.may_store = False  # the cache is failing: a store would fail the same way
-            return None
+            return plan.failed(), None
         if found.hit is None:
             self._lookup_done(ex, "MISS", found.reason)
-            return None
+            return plan, None
         ex.score, ex.entry = found.hit.score, found.hit.id
         self._lookup_done(ex, "HIT", found.reason, tier=found.hit.tier)
-        return found.hit
+        return plan, found.hit
 
-    async def _explain(
-        self,
-        ex: Exchange,
-        slot: CacheSlot,
-        prompt: Prompt,
-        partition: str,
-        policy: SemanticCacheLookup,
-    ) -> Lookup | None:
+    async def _explain(self, ex: Exchange, plan: LookupPlan) -> Lookup | None:
         """The cache's answer within the lookup budget, or None (and FAILED) if it has none."""
+        slot, policy = plan.slot, plan.policy
         if slot.cache is None:
             self._lookup_done(ex, "FAILED", f"cache unavailable: {slot.error}")
             return None
@@ -404,8 +379,8 @@ class Gateway:
         try:
             async with asyncio.timeout(self.budget):
                 found = await slot.cache.explain(
-                    prompt,
-                    partition,
+                    plan.prompt,
+                    plan.partition,
                     threshold=policy.score_threshold,
                     target_precision=policy.target_precision,
                     gate=slot.gate,
@@ -509,12 +484,12 @@ class Gateway:
         body: bytes,
         endpoint: Endpoint,
         stream: bool,
-        pending: Pending,
+        plan: LookupPlan | None,
     ) -> None:
         url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
         headers = self.forwarder.headers(ex.scope, api, identity=True)
         response = await self.forwarder.send(ex, api, url, headers, body)
-        store = api.store if pending.may_store and pending.slot is not None else None
+        store = api.store if plan is not None and plan.may_store else None
         try:
             content_type = response.content_type
             if (
@@ -522,7 +497,7 @@ class Gateway:
                 and response.status_code == 200
                 and content_type.startswith("text/event-stream")
             ):
-                await self._relay(ex, response, endpoint, pending, store)
+                await self._relay(ex, response, endpoint, plan, store)
                 return
             content = await response.aread()
             headers = response_headers(response.headers, keep_length=False)
@@ -535,7 +510,7 @@ class Gateway:
                     (k, v) for k, v in headers if k.lower() != b"content-type"
                 ] + JSON_HEADERS
             self.stores.schedule(
-                ex, store, pending, endpoint, response.status_code, content, streamed=False
+                ex, store, plan, endpoint, response.status_code, content, streamed=False
             )
             await ex.respond(response.status_code, headers, content)
         finally:
@@ -546,7 +521,7 @@ class Gateway:
         ex: Exchange,
         response: UpstreamResponse,
         endpoint: Endpoint,
-        pending: Pending,
+        plan: LookupPlan | None,
         store: SemanticCacheStore | None,
     ) -> None:
         """Pass a backend stream on as it arrives, keeping a copy if it may be stored."""
@@ -567,7 +542,7 @@ class Gateway:
         if copy is not None:
             # Scheduled before the stream's end goes out, so that a client that has
             # seen the end can count on the store being under way (see /healthz).
-            self.stores.schedule(ex, store, pending, endpoint, 200, b"".join(copy), streamed=True)
+            self.stores.schedule(ex, store, plan, endpoint, 200, b"".join(copy), streamed=True)
         await ex.body(b"", more=False)
 
     # -- everything else under an API
