@@ -64,8 +64,9 @@ class Prompt:
     request can be: then only an exact repeat hits, and `exact_only` says why).
     `context` is a hex digest of everything else the answer depends on, "" for
     a lone user turn; `context_messages`, `context_chars` and `rest_chars`
-    (the part of a long last turn before its question) describe it for traces. `attachments` is a digest of the non-text parts (images, audio,
-    files); they go into the partition. `message_count` counts the messages
+    (the part of a long last turn before its question) describe it for traces.
+    `attachments` is a digest of the non-text parts (images, audio, files);
+    they go into the partition. `message_count` counts the messages
     (for APIM's `max-message-count`).
     """
 

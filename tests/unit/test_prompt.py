@@ -152,7 +152,8 @@ def test_the_context_says_what_it_holds() -> None:
     document = Prompt.of(f"{DOC}\n\nHow many people joined in Oslo?")
     rest = len(DOC) + 2
     assert document.describe_context() == f"exact ({rest} chars before the question, {rest} chars)"
-    both = from_messages([*history, *turns(("user", f"{DOC}\n\nHow many people joined the Oslo office?"))])
+    last = turns(("user", f"{DOC}\n\nHow many people joined the Oslo office?"))
+    both = from_messages([*history, *last])
     assert both.describe_context() == (
         f"exact (2 messages + {rest} chars before the question, {rest + 26} chars)"
     )
