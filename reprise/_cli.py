@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     quality.set_defaults(
         run="reprise._bench.quality:run", configure="reprise._bench.quality:add_arguments"
     )
+    context = bench_sub.add_parser(
+        "context", help="wrong hits across conversations and long prompts"
+    )
+    context.set_defaults(
+        run="reprise._bench.context:run", configure="reprise._bench.context:add_arguments"
+    )
     speed = bench_sub.add_parser("speed", help="gateway hit / miss latency and throughput")
     speed.set_defaults(
         run="reprise._bench.speed:run", configure="reprise._bench.speed:add_arguments"

@@ -63,9 +63,10 @@ class Prompt:
     `question` is embedded and judged by the verifier ("" when nothing in the
     request can be: then only an exact repeat hits, and `exact_only` says why).
     `context` is a hex digest of everything else the answer depends on, "" for
-    a lone user turn; `context_messages` and `context_chars` describe it for
-    traces. `attachments` is a digest of the non-text parts (images, audio,
-    files); they go into the partition. `message_count` counts the messages
+    a lone user turn; `context_messages`, `context_chars` and `rest_chars`
+    (the part of a long last turn before its question) describe it for traces.
+    `attachments` is a digest of the non-text parts (images, audio, files);
+    they go into the partition. `message_count` counts the messages
     (for APIM's `max-message-count`).
     """
 
@@ -76,6 +77,7 @@ class Prompt:
     context_messages: int = 0
     context_chars: int = 0
     exact_only: str = ""
+    rest_chars: int = 0
 
     @classmethod
     def of(cls, prompt: str | Sequence[Mapping[str, Any]] | Prompt, **options: Any) -> Prompt:
@@ -100,10 +102,11 @@ class Prompt:
         """How the context matched, for a trace: "none" or "exact (3 messages, 2140 chars)"."""
         if not self.context:
             return "none"
-        messages = (
-            "1 message" if self.context_messages == 1 else f"{self.context_messages} messages"
-        )
-        return f"exact ({messages}, {self.context_chars} chars)"
+        n = self.context_messages
+        parts = [f"{n} message{'' if n == 1 else 's'}"] if n or not self.rest_chars else []
+        if self.rest_chars:
+            parts.append(f"{self.rest_chars} chars before the question")
+        return f"exact ({' + '.join(parts)}, {self.context_chars} chars)"
 
 
 @dataclass(slots=True)
@@ -166,6 +169,7 @@ def from_messages(
         context_messages=len(parts.before) + len(parts.after),
         context_chars=parts.chars,
         exact_only="" if question.strip() else "the last user turn has no text",
+        rest_chars=len(rest),
     )
 
 

@@ -28,7 +28,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ from reprise._gateway.asgi import (
     read_body,
     too_deep,
 )
-from reprise._gateway.caches import CacheSlot, make_slots
+from reprise._gateway.caches import make_slots
 from reprise._gateway.config import Api, GatewayConfig, Subscription
 from reprise._gateway.errors import (
     JSON_HEADERS,
@@ -65,7 +65,8 @@ from reprise._gateway.feedback import entry_not_found, mark_wrong, parse_feedbac
 from reprise._gateway.forwarder import Forwarder, relay
 from reprise._gateway.ledger import Ledger, Noted
 from reprise._gateway.metrics import CONTENT_TYPE, Metrics
-from reprise._gateway.outbound import OutboundStores, Pending
+from reprise._gateway.outbound import OutboundStores
+from reprise._gateway.plan import LookupPlan, plan_lookup
 from reprise._gateway.policies import (
     RateLimit,
     RateLimitByKey,
@@ -82,13 +83,9 @@ from reprise._gateway.singleflight import Flight, SingleFlight, lock_for
 from reprise._gateway.target import check_target
 from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
 from reprise._plugins import make_rate_limiter
-from reprise._prompt import Prompt
 from reprise._protocols import RateLimiter
 from reprise._request import (
     Endpoint,
-    extract_prompt,
-    over_message_limit,
-    partition_key,
 )
 from reprise._stores.redis_client import RedisClients
 
@@ -294,11 +291,9 @@ class Gateway:
         api, suffix = match
         ctx = self._context(ex.scope, api, caller)
         for policy in (p for p in api.inbound if isinstance(p, SemanticCacheLookup)):
-            prompt = extract_prompt(
-                report.request, endpoint, ignore_system_messages=policy.ignore_system_messages
-            )
-            vary = self._vary(policy, ctx, caller)
-            partition = self._partition(report.request, endpoint, suffix, prompt, vary)
+            # Planned with no Cache-Control: the partition the lookup searched.
+            plan = self._plan_for(policy, suffix, endpoint, report.request, ctx, caller, ())
+            prompt, partition = plan.prompt, plan.partition
             cache = self.slots[policy.embeddings_backend_id].cache
             try:
                 caches = [] if cache is None else [cache]
@@ -339,24 +334,23 @@ class Gateway:
         payload = parse_json(body)
         stream = payload.get("stream") is True
         ex.log.update(endpoint=endpoint, stream=stream)
-        pending = Pending()
+        plan: LookupPlan | None = None
         flight: Flight | None = None  # led by this request: finished whatever happens
         ctx = self._context(ex.scope, api, caller)
         try:
             for policy in api.inbound:
                 if isinstance(policy, SemanticCacheLookup):
-                    hit = await self._lookup(
-                        ex, policy, suffix, endpoint, payload, ctx, caller, pending
-                    )
+                    plan = self._plan(ex, policy, suffix, endpoint, payload, ctx, caller)
+                    plan, hit = await self._lookup(ex, plan)
                     if hit is None and flight is None and ex.cache_status in _COALESCED:
-                        hit, flight = await self._coalesce(ex, api, pending)
+                        hit, flight = await self._coalesce(ex, api, plan)
                     if hit is not None and await self._serve_hit(
                         ex, hit, endpoint, payload, stream
                     ):
                         return
                 elif isinstance(policy, RateLimit | RateLimitByKey):
                     await self._rate_limit(ex, policy, api, ctx, caller)
-            await self._forward(ex, api, suffix, body, endpoint, stream, pending, flight)
+            await self._forward(ex, api, suffix, body, endpoint, stream, plan, flight)
         finally:
             if flight is not None and not flight.handed_over:
                 flight.finish()  # failed, cancelled or not stored: followers go on alone
@@ -373,7 +367,7 @@ class Gateway:
             ip_address=client[0] if client else "",
         )
 
-    async def _lookup(
+    def _plan(
         self,
         ex: Exchange,
         policy: SemanticCacheLookup,
@@ -382,82 +376,60 @@ class Gateway:
         payload: dict[str, Any],
         ctx: RequestContext,
         caller: Caller,
-        pending: Pending,
-    ) -> Hit | None:
-        """Run the lookup policy; set the cache status and what a later store needs."""
+    ) -> LookupPlan:
+        """The lookup policy's plan for this request, traced and noted for the ledger."""
+        plan = self._plan_for(
+            policy, suffix, endpoint, payload, ctx, caller, cache_control(ex.scope)
+        )
         ex.noted = Noted(policy.embeddings_backend_id)
-        prompt = extract_prompt(
-            payload, endpoint, ignore_system_messages=policy.ignore_system_messages
-        )
-        if over_message_limit(prompt, policy.max_message_count):
-            reason = f"{prompt.message_count} messages > max-message-count"
-            self._lookup_done(ex, "BYPASS", reason)
-            return None
-        vary = self._vary(policy, ctx, caller)
-        partition = self._partition(payload, endpoint, suffix, prompt, vary)
-        directives = cache_control(ex.scope)
-        slot = self.slots[policy.embeddings_backend_id]
-        pending.prompt, pending.partition, pending.slot = prompt, partition, slot
-        ex.noted.partition, ex.noted.prompt = partition, prompt.question
-        pending.may_store = "no-store" not in directives
-        ex.trace.add(
-            "partition", partition=partition, vary_by=len(vary), messages=prompt.message_count
-        )
-        if "no-cache" in directives:
-            self._lookup_done(ex, "BYPASS", "Cache-Control: no-cache")
-            return None
-        found = await self._explain(ex, slot, prompt, partition, policy)
-        if found is None:
-            pending.may_store = False  # the cache is failing: a store would fail the same way
-            return None
-        if found.hit is None:
-            self._lookup_done(ex, "MISS", found.reason)
-            return None
-        ex.score, ex.entry = found.hit.score, found.hit.id
-        self._lookup_done(ex, "HIT", found.reason, tier=found.hit.tier)
-        return found.hit
+        ex.noted.partition, ex.noted.prompt = plan.partition, plan.prompt.question
+        ex.trace.add("partition", **plan.trace_fields())
+        return plan
 
-    def _vary(
-        self, policy: SemanticCacheLookup, ctx: RequestContext, caller: Caller
-    ) -> tuple[str, ...]:
+    def _plan_for(
+        self,
+        policy: SemanticCacheLookup,
+        suffix: str,
+        endpoint: Endpoint,
+        payload: dict[str, Any],
+        ctx: RequestContext,
+        caller: Caller,
+        directives: Iterable[str],
+    ) -> LookupPlan:
+        """`plan.plan_lookup` with this caller's vary-by values: the same partition
+        for a lookup and for the feedback that reports its answer."""
         vary = policy.vary_by_values(ctx)
         if self.config.partition_by_credential:
             vary = (*vary, caller.credential_hash)
-        return vary
-
-    def _partition(
-        self,
-        payload: dict[str, Any],
-        endpoint: Endpoint,
-        suffix: str,
-        prompt: Prompt,
-        vary: tuple[str, ...],
-    ) -> str:
-        """The partition a request searches: the same for a lookup and for its feedback."""
         deployment = _DEPLOYMENT.search(suffix)
-        try:
-            return partition_key(
-                payload,
-                endpoint=endpoint,
-                model=deployment.group(1) if deployment else None,
-                vary_by=vary,
-                attachments=prompt.attachments,
-            )
-        except UnicodeEncodeError:
-            # JSON may escape a lone surrogate ("\ud800"); it is no text to hash or embed.
-            raise GatewayError(
-                400, "the request holds a lone UTF-16 surrogate, which is not valid text"
-            ) from None
+        return plan_lookup(
+            payload,
+            endpoint,
+            policy,
+            self.slots[policy.embeddings_backend_id],
+            vary_by=vary,
+            model=deployment.group(1) if deployment else None,
+            directives=directives,
+        )
 
-    async def _explain(
-        self,
-        ex: Exchange,
-        slot: CacheSlot,
-        prompt: Prompt,
-        partition: str,
-        policy: SemanticCacheLookup,
-    ) -> Lookup | None:
+    async def _lookup(self, ex: Exchange, plan: LookupPlan) -> tuple[LookupPlan, Hit | None]:
+        """Run the plan's lookup; set the cache status. A failing cache voids the store."""
+        if plan.bypass:
+            self._lookup_done(ex, "BYPASS", plan.bypass)
+            return plan, None
+        found = await self._explain(ex, plan)
+        if found is None:
+            return plan.failed(), None
+        if found.hit is None:
+            self._lookup_done(ex, "MISS", found.reason)
+            return plan, None
+        ex.score, ex.entry = found.hit.score, found.hit.id
+        self._lookup_done(ex, "HIT", found.reason, tier=found.hit.tier)
+        return plan, found.hit
+
+    async def _explain(self, ex: Exchange, plan: LookupPlan) -> Lookup | None:
         """The cache's answer within the lookup budget, or None (and FAILED) if it has none."""
+        slot, policy = plan.slot, plan.policy
         if slot.cache is None:
             self._lookup_done(ex, "FAILED", f"cache unavailable: {slot.error}")
             return None
@@ -465,8 +437,8 @@ class Gateway:
         try:
             async with asyncio.timeout(self.budget):
                 found = await slot.cache.explain(
-                    prompt,
-                    partition,
+                    plan.prompt,
+                    plan.partition,
                     threshold=policy.score_threshold,
                     target_precision=policy.target_precision,
                     gate=slot.gate,
@@ -515,21 +487,21 @@ class Gateway:
         self.ledger.lookup(ex.api.name, ex.noted.cache, ex.noted.partition, status)
 
     async def _coalesce(
-        self, ex: Exchange, api: Api, pending: Pending
+        self, ex: Exchange, api: Api, plan: LookupPlan
     ) -> tuple[Hit | None, Flight | None]:
         """After a miss: the answer of an identical request in flight (served as a hit),
         or a flight for this request to lead, or neither (see `singleflight`)."""
-        cache = pending.slot.cache if pending.slot is not None else None
-        prompt = pending.prompt
+        cache = plan.slot.cache
+        prompt, partition = plan.prompt, plan.partition
         if prompt is None or api.store is None or "no-store" in cache_control(ex.scope):
             return None, None
-        key = prompt.key(pending.partition)  # the exact key: same question, context, partition
+        key = plan.exact_key  # the same question, context and partition
 
         async def exact() -> str | None:
             if cache is None:
                 return None
             try:
-                found = await cache.explain(prompt, pending.partition, threshold=0.0)
+                found = await cache.explain(prompt, partition, threshold=0.0)
             except CacheError:
                 return None  # failing open: the follower goes to the backend
             return found.hit.response if found.hit is not None else None
@@ -601,15 +573,15 @@ class Gateway:
         body: bytes,
         endpoint: Endpoint,
         stream: bool,
-        pending: Pending,
+        plan: LookupPlan | None,
         flight: Flight | None = None,
     ) -> None:
         url = upstream_url(api.backend.url, suffix, ex.scope["query_string"])
         headers = self.forwarder.headers(ex.scope, api, identity=True)
         response = await self.forwarder.send(ex, api, url, headers, body)
         # A leader whose cache failed still hands its answer to its followers.
-        keep = pending.may_store or flight is not None
-        store = api.store if keep and pending.slot is not None else None
+        keep = plan is not None and (plan.may_store or flight is not None)
+        store = api.store if keep else None
         try:
             content_type = response.content_type
             if (
@@ -617,7 +589,7 @@ class Gateway:
                 and response.status_code == 200
                 and content_type.startswith("text/event-stream")
             ):
-                await self._relay(ex, response, endpoint, pending, store, flight)
+                await self._relay(ex, response, endpoint, plan, store, flight)
                 return
             content = await response.aread()
             headers = response_headers(response.headers, keep_length=False)
@@ -632,7 +604,7 @@ class Gateway:
             self.stores.schedule(
                 ex,
                 store,
-                pending,
+                plan,
                 endpoint,
                 response.status_code,
                 content,
@@ -648,7 +620,7 @@ class Gateway:
         ex: Exchange,
         response: UpstreamResponse,
         endpoint: Endpoint,
-        pending: Pending,
+        plan: LookupPlan | None,
         store: SemanticCacheStore | None,
         flight: Flight | None,
     ) -> None:
@@ -663,7 +635,7 @@ class Gateway:
             # seen the end can count on the store being under way (see /healthz).
             content = b"".join(copy)
             self.stores.schedule(
-                ex, store, pending, endpoint, 200, content, streamed=True, flight=flight
+                ex, store, plan, endpoint, 200, content, streamed=True, flight=flight
             )
         await ex.body(b"", more=False)
 

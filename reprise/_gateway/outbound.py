@@ -1,9 +1,9 @@
 """The outbound store: writing a backend's answer to the cache after the response went out.
 
 A store never delays the client: it runs in a background task named
-`STORE_TASK`, and its failures reach only the metrics and the log. The lookup
-fills in a `Pending` with what the store needs (the cached text of the
-request, its partition, the cache); the app hands over the answer once the
+`STORE_TASK`, and its failures reach only the metrics and the log. The
+lookup's `LookupPlan` says what to store under (question, context, partition,
+cache) and whether to store at all; the app hands over the answer once the
 backend has sent it. `OutboundStores` keeps the tasks under way, so that
 `/healthz` can count them and shutdown can wait for them.
 """
@@ -13,35 +13,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from reprise._admin import savings
 from reprise._exceptions import CacheError
 from reprise._gateway import sse
 from reprise._gateway.asgi import Exchange
-from reprise._gateway.caches import CacheSlot
 from reprise._gateway.metrics import Metrics
+from reprise._gateway.plan import LookupPlan
 from reprise._gateway.policies import SemanticCacheStore
 from reprise._gateway.singleflight import Flight
 from reprise._gateway.trace import log_event
-from reprise._prompt import Prompt
 from reprise._request import Endpoint, is_cacheable_response
 
 logger = logging.getLogger("reprise.gateway")
 
 _DRAIN_WAIT = 10.0  # seconds shutdown waits for pending stores
 STORE_TASK = "reprise-store"  # the name of the background tasks that store answers
-
-
-@dataclass(slots=True)
-class Pending:
-    """What the outbound store needs from the lookup: where and under which text to write."""
-
-    prompt: Prompt | None = None
-    partition: str = ""
-    slot: CacheSlot | None = None
-    may_store: bool = False
 
 
 class OutboundStores:
@@ -65,7 +53,7 @@ class OutboundStores:
         self,
         ex: Exchange,
         store: SemanticCacheStore | None,
-        pending: Pending,
+        plan: LookupPlan | None,
         endpoint: Endpoint,
         status: int,
         content: bytes,
@@ -75,10 +63,10 @@ class OutboundStores:
     ) -> None:
         """Store the answer in the background; a `flight` led by this request is
         handed over, to be settled with the answer and finished by the store."""
-        if store is None or status not in store.cacheable_statuses:
+        if store is None or plan is None or status not in store.cacheable_statuses:
             ex.trace.add("store", status="skipped", reason=f"status {status}" if store else "off")
             return
-        if not pending.may_store:  # only for the followers of this request's flight
+        if not plan.may_store:  # only for the followers of this request's flight
             ex.trace.add("store", status="skipped", reason="the cache is failing")
         elif not streamed:
             ex.trace.add("store", status="scheduled", ttl_s=store.duration)
@@ -87,9 +75,7 @@ class OutboundStores:
         # What a hit on this entry will save: the backend's part of this request.
         backend_ms = ex.trace.elapsed_ms() - float(ex.log.get("lookup_ms", 0.0))
         task = asyncio.create_task(
-            self._store(
-                name, store, pending, endpoint, status, content, streamed, backend_ms, flight
-            ),
+            self._store(name, store, plan, endpoint, status, content, streamed, backend_ms, flight),
             name=STORE_TASK,
         )
         if flight is not None:
@@ -104,7 +90,7 @@ class OutboundStores:
         self,
         api: str,
         store: SemanticCacheStore,
-        pending: Pending,
+        plan: LookupPlan,
         endpoint: Endpoint,
         status: int,
         content: bytes,
@@ -121,24 +107,22 @@ class OutboundStores:
         if flight is not None:
             flight.settle(answer)  # followers in this process need not wait for the store
         meta = {savings.KEY: savings.from_response(parsed, backend_ms).as_meta()}
-        await self._write(api, store, pending, answer, meta)
+        await self._write(api, store, plan, answer, meta)
 
     async def _write(
         self,
         api: str,
         store: SemanticCacheStore,
-        pending: Pending,
+        plan: LookupPlan,
         answer: str | None,
         meta: dict[str, Any],
     ) -> None:
-        cache = pending.slot.cache if pending.slot is not None else None
-        if answer is None or cache is None or pending.prompt is None or not pending.may_store:
+        cache = plan.slot.cache
+        if answer is None or cache is None or not plan.may_store:
             self.metrics.count(self.metrics.stores, api, "skipped")
             return
         try:
-            await cache.store(
-                pending.prompt, answer, pending.partition, ttl=store.duration, meta=meta
-            )
+            await cache.store(plan.prompt, answer, plan.partition, ttl=store.duration, meta=meta)
         except CacheError as exc:
             self.metrics.count(self.metrics.stores, api, "error")
             log_event("cache_store_failed", api=api, error=f"{type(exc).__name__}: {exc}")

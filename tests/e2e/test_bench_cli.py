@@ -128,3 +128,42 @@ def test_bench_speed_measures_hits_and_misses_through_the_gateway(tmp_path: Path
     assert ratios["failed_at_top"] == 0
     semantic = workloads["semantic"]["1"]
     assert ratios["semantic_p99_vs_p50"] == semantic["p99_ms"] / semantic["p50_ms"]
+
+
+def _conversation(cid: str, group: str, first: str, answer: str) -> dict[str, Any]:
+    messages = [{"role": "user", "content": first}, {"role": "assistant", "content": answer}]
+    return {"id": cid, "group": group, "messages": messages,
+            "follow_up": "Can you give me an example?",
+            "follow_up_reworded": "Could you give me an example?"}  # fmt: skip
+
+
+def test_bench_context_counts_wrong_hits_per_key_layout(tmp_path: Path) -> None:
+    conversations = [
+        _conversation("c1", "g1", "What is a mutex?", "A lock for one thread at a time."),
+        _conversation("c2", "g1", "What is a mutex?", "A mutual exclusion lock, in short."),
+        _conversation("c3", "g2", "What is a monad?", "A way to chain computations."),
+    ]
+    document = "\n\n".join(f"Rule {i}: the pool opens at {6 + i}:00 on day {i}." for i in range(40))
+    prompt = {"id": "d1", "document": document,
+              "document_variant": document.replace("at 9:00", "at 19:00"),
+              "question": "When does the pool open on day 3?",
+              "question_reworded": "Can you tell me when the pool opens on day 3?",
+              "other_question": "When does the pool open on day 5?"}  # fmt: skip
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(c) + "\n" for c in conversations))
+    (tmp_path / "d.jsonl").write_text(json.dumps(prompt) + "\n")
+
+    done = reprise("context", "--conversations", str(tmp_path / "c.jsonl"), "--long-prompts",
+                   str(tmp_path / "d.jsonl"), "--out", str(tmp_path))  # fmt: skip
+
+    result = json.loads((tmp_path / "context.json").read_text())
+    cases = {c["case"]: c for c in result["conversations"] + result["long_prompts"]}
+    for case in cases.values():
+        if case["expected"] == "miss":
+            assert case["hits"]["structured"] == 0, case
+    assert cases["same follow-up after another conversation (same group)"]["lookups"] == 2
+    assert cases["same follow-up after another conversation (other group)"]["lookups"] == 4
+    assert cases["same follow-up sent alone"]["lookups"] == 3
+    assert cases["reworded follow-up, same conversation"]["hits"]["structured"] == 3
+    assert cases["document + question, exact repeat"]["hits"] == {"structured": 1, "flattened": 1}
+    assert cases["one-fact variant + question"]["lookups"] == 1
+    assert (tmp_path / "context.md").read_text() in done.stdout

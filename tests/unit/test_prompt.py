@@ -143,3 +143,17 @@ def test_a_lone_surrogate_is_a_request_error() -> None:
         from_messages(turns(("user", "\ud800")))
     with pytest.raises(RequestError):
         from_messages(turns(("system", "\ud800"), ("user", "Hi")))
+
+
+def test_the_context_says_what_it_holds() -> None:
+    history = turns(("user", "What is water made of?"), ("assistant", "H2O."))
+    follow = from_messages([*history, *turns(("user", "And ice?"))])
+    assert follow.describe_context() == "exact (2 messages, 26 chars)"
+    document = Prompt.of(f"{DOC}\n\nHow many people joined in Oslo?")
+    rest = len(DOC) + 2
+    assert document.describe_context() == f"exact ({rest} chars before the question, {rest} chars)"
+    last = turns(("user", f"{DOC}\n\nHow many people joined the Oslo office?"))
+    both = from_messages([*history, *last])
+    assert both.describe_context() == (
+        f"exact (2 messages + {rest} chars before the question, {rest + 26} chars)"
+    )
