@@ -20,10 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reprise import SemanticCache, ThresholdVerifier  # noqa: E402
-from reprise._cache import Verifier  # noqa: E402
-from reprise._verify import default_verifier, rules_only  # noqa: E402
-from reprise._verify.verifier import LearnedVerifier  # noqa: E402
+from reprise import (  # noqa: E402
+    LearnedVerifier,
+    RuleVerifier,
+    SemanticCache,
+    ThresholdVerifier,
+    Verifier,
+)
 
 PAIRS = ROOT / "tests" / "data" / "constructed_pairs.jsonl"
 
@@ -68,9 +71,9 @@ async def main() -> None:
     print("|---|---|---|---|---|---|")
     configs: dict[str, Verifier] = {
         "threshold (baseline)": ThresholdVerifier(),
-        "rules": rules_only(),
+        "rules": RuleVerifier(),
         "combiner, no head": LearnedVerifier(head=False),
-        "default (head)": default_verifier(),
+        "default (head)": LearnedVerifier(),
     }
     for name, verifier in configs.items():
         print(await measure(name, verifier, rows, args.rounds), flush=True)

@@ -24,17 +24,21 @@ from reprise._exceptions import (
 )
 
 if TYPE_CHECKING:
-    from reprise._cache import Decision, Hit, Lookup, SemanticCache, ThresholdVerifier, Verifier
+    from reprise._cache import SemanticCache, ThresholdVerifier
     from reprise._embedders.local import LocalEmbedder, TokenEmbeddings
     from reprise._embedders.remote import RemoteEmbedder
     from reprise._prompt import Prompt
     from reprise._protocols import (
         AdminStore,
+        Decision,
         Embedder,
         Entry,
+        Hit,
+        Lookup,
         Match,
         PartitionStats,
         VectorStore,
+        Verifier,
     )
     from reprise._stores.embedded import EmbeddedStore
     from reprise._verify.verifier import LearnedVerifier, RuleVerifier
@@ -75,18 +79,18 @@ __all__ = [
 # The lazily imported names and their modules (the `TYPE_CHECKING` block above,
 # which type checkers read, must name the same).
 _LAZY = {
-    "Decision": "reprise._cache",
-    "Hit": "reprise._cache",
-    "Lookup": "reprise._cache",
     "SemanticCache": "reprise._cache",
     "ThresholdVerifier": "reprise._cache",
-    "Verifier": "reprise._cache",
     "LocalEmbedder": "reprise._embedders.local",
     "TokenEmbeddings": "reprise._embedders.local",
     "RemoteEmbedder": "reprise._embedders.remote",
     "Prompt": "reprise._prompt",
     "AdminStore": "reprise._protocols",
+    "Decision": "reprise._protocols",
     "Embedder": "reprise._protocols",
+    "Hit": "reprise._protocols",
+    "Lookup": "reprise._protocols",
+    "Verifier": "reprise._protocols",
     "Entry": "reprise._protocols",
     "Match": "reprise._protocols",
     "PartitionStats": "reprise._protocols",

@@ -4,7 +4,8 @@
       1. exact tier   store.get(prompt.key(partition))                       no embedding
       2. embed        embedder.embed([question])                             LRU-cached
       3. candidates   store.search(vector, partition, k, loose, context)     nearest first
-      4. verify       verifier.decide(question, candidates, threshold)       grey zone only
+      4. verify       verifier.decide(question, candidates, threshold,       grey zone only
+                                      tokens=self.tokens)
 
 Only the question is embedded and judged; the context (earlier turns, system
 messages, a pasted document) must match exactly, since the store searches
@@ -20,21 +21,34 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
 
 from reprise._embedders.lru import LRUEmbedder
+from reprise._embedders.tokens import token_memory
 from reprise._exceptions import EmbedderError
 from reprise._plugins import make_embedder, make_store
 from reprise._prompt import Prompt, entry_key
-from reprise._protocols import Embedder, Entry, Gate, Match, TextWindow, Vector, VectorStore
+from reprise._protocols import (
+    Decision,
+    Embedder,
+    Entry,
+    Gate,
+    Hit,
+    Lookup,
+    Match,
+    TextWindow,
+    Tier,
+    TokenSource,
+    Vector,
+    VectorStore,
+    Verifier,
+)
 from reprise._verify.feedback import tightened, within_limit
-
-Tier = Literal["exact", "semantic"]
+from reprise._verify.verifier import LearnedVerifier
 
 #: What the cache takes as a prompt: a string (one user turn), a list of chat
 #: messages (`{"role", "content", ...}` as in the chat completions API), or a
@@ -42,51 +56,17 @@ Tier = Literal["exact", "semantic"]
 PromptLike = str | Sequence[Mapping[str, Any]] | Prompt
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A cached answer. `score` is the cosine distance of the matched prompt (0 = same)."""
-
-    id: str
-    prompt: str
-    response: str
-    score: float
-    tier: Tier
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the verifier made of the candidates: the one to serve, if any, and why."""
-
-    match: Match | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """Everything one lookup found out; the gateway's trace is made from this."""
-
-    hit: Hit | None
-    reason: str
-    best_distance: float | None = None
-    candidates: int = 0
-    embed_ms: float = 0.0
-    search_ms: float = 0.0
-    verify_ms: float = 0.0
-
-
-class Verifier(Protocol):
-    """Chooses which candidate, if any, answers `prompt`."""
-
-    async def decide(
-        self, prompt: str, candidates: Sequence[Match], threshold: float
-    ) -> Decision: ...
-
-
 class ThresholdVerifier:
     """Serve the nearest candidate within the threshold: plain similarity caching."""
 
-    async def decide(self, prompt: str, candidates: Sequence[Match], threshold: float) -> Decision:
+    async def decide(
+        self,
+        prompt: str,
+        candidates: Sequence[Match],
+        threshold: float,
+        *,
+        tokens: TokenSource | None = None,
+    ) -> Decision:
         for match in candidates:
             if match.distance <= threshold:
                 return Decision(match, f"distance {match.distance:.4f} <= {threshold}")
@@ -112,6 +92,10 @@ class SemanticCache:
     `ignore_system_messages` leaves system and developer messages out of it.
     `clock` gives the Unix time entries are stamped and expire by; a store built
     from `store` uses it too (tests pass one they advance).
+
+    When the embedder's model call also gives token vectors (the local model),
+    `tokens` remembers them for the texts the cache embeds and hands them to the
+    verifier; it is None otherwise.
     """
 
     def __init__(
@@ -134,29 +118,22 @@ class SemanticCache:
             raise ValueError(f"ttl must be positive seconds or None, got {ttl}")
         self.score_threshold = score_threshold
         self.ttl = ttl
-        self.embedder: Embedder = LRUEmbedder(make_embedder(embedder))
+        model = make_embedder(embedder)
+        memory = token_memory(model)
+        self.tokens: TokenSource | None = memory
+        lru = LRUEmbedder(memory or model)
+        if memory is not None:  # as many texts as the LRU holds vectors of
+            memory.size = lru.size
+        self.embedder: Embedder = lru
         self.clock = clock
         self.vector_store = make_store(store, clock=clock)
-        self.verifier = verifier if verifier is not None else _default_verifier()
+        self.verifier: Verifier = verifier if verifier is not None else LearnedVerifier()
         self.candidates = candidates
         self.ignore_system_messages = ignore_system_messages
 
     def prompt(self, prompt: PromptLike) -> Prompt:
         """The question and context this cache keys `prompt` by."""
         return Prompt.of(prompt, ignore_system_messages=self.ignore_system_messages)
-
-    @property
-    def verifier(self) -> Verifier:
-        return self._verifier
-
-    @verifier.setter
-    def verifier(self, verifier: Verifier) -> None:
-        # A verifier that reads token vectors (the default) takes them from
-        # this cache's own embedding calls; `bind` is how it finds them.
-        bind = getattr(verifier, "bind", None)
-        if bind is not None:
-            bind(self.embedder)
-        self._verifier = verifier
 
     async def open(self) -> None:
         try:
@@ -239,7 +216,11 @@ class SemanticCache:
         ]
         t2 = time.perf_counter()
         verifier = _at_precision(self.verifier, target_precision)
-        decision = await verifier.decide(question, matches, threshold) if matches else None
+        decision = (
+            await verifier.decide(question, matches, threshold, tokens=self.tokens)
+            if matches
+            else None
+        )
         t3 = time.perf_counter()
         best = matches[0].distance if matches else None
         hit = (
@@ -346,13 +327,6 @@ class SemanticCache:
         return vector
 
 
-def _default_verifier() -> Verifier:
-    # Imported here: the verifier package builds on this module's Decision.
-    from reprise._verify import default_verifier
-
-    return default_verifier()
-
-
 def _at_precision(verifier: Verifier, target_precision: float | None) -> Verifier:
     at = getattr(verifier, "at", None)
     if target_precision is None or at is None:
@@ -367,7 +341,7 @@ def _hit(entry: Entry, distance: float, tier: Tier) -> Hit:
 def fits(embedder: Embedder, text: str) -> bool:
     """Whether `embedder` reads all of `text`: asks the first in its wrapper chain that knows.
 
-    Wrappers (the LRU, the verifier's token cache) keep what they wrap in
+    Wrappers (the LRU, the token memory) keep what they wrap in
     `inner`; an embedder that cannot tell (no `fits`) is trusted.
     """
     node: object = embedder

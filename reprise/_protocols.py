@@ -1,11 +1,12 @@
-"""The plug-in points: `Embedder` turns text into vectors, `VectorStore` keeps entries,
-`RateLimiter` counts calls, `Gate` admits lookups.
+"""The plug-in points and the types that cross them.
 
-`AdminStore` is what a store adds so that it can be operated (stats, export, eviction).
-
-All are structural Protocols, so a backend needs no base class, only these
-methods. Vectors are float32 and L2-normalised: cosine distance is then
-`1 - a @ b`, the unit every store reports and `score_threshold` is given in.
+`Embedder` turns text into vectors, `VectorStore` keeps entries, `RateLimiter`
+counts calls, `Gate` admits lookups, `Verifier` decides which candidate (if any)
+answers a prompt; `AdminStore` is what a store adds so that it can be operated
+(stats, export, eviction). All are structural Protocols, so a plug-in needs no
+base class, only these methods. Vectors are float32 and L2-normalised: cosine
+distance is then `1 - a @ b`, the unit every store reports and
+`score_threshold` is given in.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -186,3 +187,89 @@ class AdminStore(Protocol):
     def entries(self, partition: str | None = None) -> AsyncIterator[Entry]:
         """Every live entry (of `partition`, or all), vectors included, in no set order."""
         ...
+
+
+class TokenVectors(Protocol):
+    """One text's word pieces (`"##s"` continues a word) and their contextual vectors."""
+
+    @property
+    def tokens(self) -> Sequence[str]: ...
+
+    @property
+    def vectors(self) -> Vector:
+        """`(len(tokens), dims)`, L2-normalised."""
+        ...
+
+
+class TokenEmbeddings(TokenVectors, Protocol):
+    @property
+    def sentence(self) -> Vector: ...
+
+
+@runtime_checkable
+class TokenEmbedder(Embedder, Protocol):
+    """An embedder whose model call can also return per-token vectors (the local model)."""
+
+    async def embed_tokens(self, texts: Sequence[str]) -> Sequence[TokenEmbeddings]: ...
+
+
+class TokenSource(Protocol):
+    """Hands a verifier the token vectors of texts: remembered ones free, the rest in one call."""
+
+    async def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]: ...
+
+
+Tier = Literal["exact", "semantic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A cached answer. `score` is the cosine distance of the matched prompt (0 = same)."""
+
+    id: str
+    prompt: str
+    response: str
+    score: float
+    tier: Tier
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the verifier made of the candidates: the one to serve, if any, and why."""
+
+    match: Match | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Everything one lookup found out; the gateway's trace is made from this."""
+
+    hit: Hit | None
+    reason: str
+    best_distance: float | None = None
+    candidates: int = 0
+    embed_ms: float = 0.0
+    search_ms: float = 0.0
+    verify_ms: float = 0.0
+
+
+class Verifier(Protocol):
+    """Chooses which candidate, if any, answers `prompt`.
+
+    `candidates` are nearest first, each already within the entry's own
+    feedback limit; `threshold` is the cosine distance the cache serves within.
+    `tokens`, when the embedder is the local model, gives the token vectors of
+    the prompt and of candidates' prompts (most are remembered from the
+    embedding calls the cache made anyway); a verifier that reads none ignores it.
+    """
+
+    async def decide(
+        self,
+        prompt: str,
+        candidates: Sequence[Match],
+        threshold: float,
+        *,
+        tokens: TokenSource | None = None,
+    ) -> Decision: ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +24,9 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from reprise._bench.data import Pair, duplicate_clusters
-from reprise._cache import SemanticCache, Verifier
+from reprise._cache import SemanticCache
 from reprise._embedders.lru import LRUEmbedder
+from reprise._embedders.tokens import TokenMemory
 from reprise._protocols import Entry, Match, Vector, VectorStore
 
 EMBED_BATCH = 256
@@ -100,6 +101,8 @@ async def warm_embeddings(cache: SemanticCache, texts: Sequence[str], *, progres
     lru = cache.embedder
     if isinstance(lru, LRUEmbedder):
         lru.size = max(lru.size, len(texts) + EMBED_BATCH)
+    if isinstance(cache.tokens, TokenMemory):
+        cache.tokens.size = max(cache.tokens.size, len(texts) + EMBED_BATCH)
     # Similar lengths batch together: a batch is padded to its longest text.
     texts = sorted(texts, key=len)
     bar = tqdm(total=len(texts), desc="embed", unit="text", disable=not progress)
@@ -250,6 +253,3 @@ async def replay(
 
 def median_or_nan(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
-
-
-VerifierFactory = Callable[[], Verifier]

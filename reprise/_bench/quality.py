@@ -35,10 +35,12 @@ from reprise._bench.pipeline import (
     warm_embeddings,
 )
 from reprise._bench.vectors import SavedVectors
-from reprise._cache import SemanticCache, ThresholdVerifier, Verifier
+from reprise._bench.verifiers import VERIFIERS
+from reprise._cache import SemanticCache, ThresholdVerifier
+from reprise._embedders.tokens import TokenMemory, token_memory
 from reprise._exceptions import ConfigError
 from reprise._plugins import EMBEDDERS, import_from_string, make_embedder
-from reprise._protocols import Embedder
+from reprise._protocols import Embedder, Verifier
 
 PRECISION_FLOORS = (0.85, 0.90, 0.95, 0.99)
 SLICE_THRESHOLDS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
@@ -89,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME",
         help=f"configuration to compare (repeatable): {BASELINE!r}, 'default', "
-        "a reprise._verify name, or module:attr (default: threshold and default)",
+        "a name from reprise._bench.verifiers, or module:attr (default: threshold and default)",
     )
     cfg.add_argument("--embedder", default="local", help="embedder spec, as SemanticCache takes")
     cfg.add_argument(
@@ -167,15 +169,19 @@ def _fold_of(group: str, n: int) -> int:
     return zlib.crc32(group.encode()) % n
 
 
-def make_bench_embedder(args: argparse.Namespace) -> Embedder:
-    """The configured embedder; the local model with every core, as bulk embedding is
+def make_bench_embedder(args: argparse.Namespace) -> tuple[Embedder, TokenMemory | None]:
+    """The configured embedder, and the token memory to hand the cache if it sits under
+    saved vectors. The local model runs with every core, as bulk embedding is
     throughput-bound (the vectors are the same as with the gateway's one thread)."""
     if args.embedder == "local":
         cls = import_from_string(EMBEDDERS["local"])
         embedder: Embedder = cls(threads=os.cpu_count() or 1)
     else:
         embedder = make_embedder(args.embedder)
-    return SavedVectors(embedder, Path(args.embed_cache)) if args.embed_cache else embedder
+    if not args.embed_cache:
+        return embedder, None  # the cache puts its own token memory over the model
+    memory = token_memory(embedder)
+    return SavedVectors(memory or embedder, Path(args.embed_cache)), memory
 
 
 def resolve_verifier(name: str, default: Verifier) -> Verifier:
@@ -185,13 +191,11 @@ def resolve_verifier(name: str, default: Verifier) -> Verifier:
     if name == "default":
         return default
     if ":" not in name:
-        table: dict[str, Any] = import_from_string("reprise._verify:VERIFIERS")
-        if name not in table:
-            raise ConfigError(f"unknown verifier {name!r}; known: {', '.join(sorted(table))}")
-        target = table[name]
-    else:
-        target = name
-    obj = import_from_string(target) if isinstance(target, str) else target
+        if name not in VERIFIERS:
+            known = ", ".join(sorted(VERIFIERS))
+            raise ConfigError(f"unknown verifier {name!r}; known: {known}")
+        return VERIFIERS[name]()
+    obj = import_from_string(name)
     return obj if hasattr(obj, "decide") else obj()  # type: ignore[no-any-return]
 
 
@@ -208,11 +212,14 @@ async def _main(args: argparse.Namespace) -> int:
         (path, select(load_pairs(path, fmt), limit=args.limit, fold=args.fold, seed=args.seed))
         for path, fmt in datasets(args)
     ]
-    options: dict[str, Any] = {"store": args.store, "embedder": make_bench_embedder(args)}
+    embedder, memory = make_bench_embedder(args)
+    options: dict[str, Any] = {"store": args.store, "embedder": embedder}
     if args.candidates is not None:
         options["candidates"] = args.candidates
     out_dir = Path(args.out)
     async with SemanticCache(**options) as cache:
+        if memory is not None:
+            cache.tokens = memory
         configs = configurations(args.verifier, cache)
         for path, pairs in loaded:
             result = await evaluate(cache, pairs, thresholds, configs, args)

@@ -16,19 +16,26 @@ from reprise._protocols import Embedder, Vector
 
 
 def fingerprint(embedder: Embedder) -> str:
-    """Names the model: its weights' digest when known, else the class."""
-    spec = getattr(embedder, "spec", None)
-    digest = getattr(spec, "fingerprint", None)
+    """Names the model: its weights' digest when known, else the class.
+
+    A wrapper that embeds with the model it keeps in `inner` (`TokenMemory`)
+    is named after that model.
+    """
+    model: object = embedder
+    while getattr(model, "spec", None) is None and getattr(model, "inner", None) is not None:
+        model = model.inner  # type: ignore[attr-defined]
+    digest = getattr(getattr(model, "spec", None), "fingerprint", None)
     if callable(digest):
-        return f"{type(embedder).__name__}-{digest()}"
+        return f"{type(model).__name__}-{digest()}"
     return type(embedder).__name__
 
 
 class SavedVectors:
     """An `Embedder` answering known texts from `directory`, the rest from `inner`.
 
-    It deliberately has no `embed_tokens`: a verifier needing token vectors finds
-    the model below it (through `inner`) and computes them for real.
+    It deliberately has no `embed_tokens`: the benchmark puts a `TokenMemory`
+    below it and hands that to the cache, so texts answered from here get their
+    token vectors from the model when the verifier asks for them.
     """
 
     def __init__(self, inner: Embedder, directory: Path) -> None:

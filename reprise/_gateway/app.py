@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reprise._cache import Hit, Lookup
 from reprise._exceptions import CacheError, LookupShed, RequestError
 from reprise._gateway import sse
 from reprise._gateway.admin import ADMIN_PATH, Admin
@@ -83,7 +82,7 @@ from reprise._gateway.singleflight import Flight, SingleFlight, lock_for
 from reprise._gateway.target import check_target
 from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
 from reprise._plugins import make_rate_limiter
-from reprise._protocols import RateLimiter
+from reprise._protocols import Hit, Lookup, RateLimiter
 from reprise._request import (
     Endpoint,
 )

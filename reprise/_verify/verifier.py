@@ -1,13 +1,13 @@
 """The default verifier: rule checks, then a learned score over the two prompts.
 
-    candidate (nearest first, already within the cache's threshold)
-      1. over its entry's own limit (feedback)    -> skip
-      2. a rule check fails (number, negation...) -> skip        every semantic candidate
-      3. same words but for case, punctuation...  -> serve it
-      4. same content words, very near            -> serve it
-      5. learned logit >= cut-off(target)         -> serve it
+    candidate (nearest first, within the cache's threshold and the entry's own
+    feedback limit, which the cache checks for every verifier)
+      1. a rule check fails (number, negation...) -> skip        every semantic candidate
+      2. same words but for case, punctuation...  -> serve it
+      3. same content words, very near            -> serve it
+      4. learned logit >= cut-off(target)         -> serve it
 The learned score is the interaction head (`head.py`, over both prompts' word
-vectors, blended with the logistic combiner) when the embedder hands out token
+vectors, blended with the logistic combiner) when the cache hands over token
 vectors (the local model), else the logistic combiner over lexical features (a
 remote embedder).
 The threshold is the outer edge of the grey zone: a candidate beyond it is
@@ -20,27 +20,14 @@ hits never reach a verifier.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
-from reprise._cache import Decision
-from reprise._protocols import Embedder, Match
-from reprise._verify import DEFAULT_TARGET_PRECISION
-from reprise._verify.align import Words
-from reprise._verify.feedback import entry_limit
-from reprise._verify.head import InteractionHead, load_head
-from reprise._verify.model import Combiner, features, load_combiners, reworded
+from reprise._protocols import Decision, Match, TokenSource
+from reprise._verify.align import Words, merge_pieces
+from reprise._verify.model import features, reworded
 from reprise._verify.rules import CHECKS, conflicts, same_words
-from reprise._verify.tokens import TokenCache, token_source
+from reprise._verify.weights import VerifierWeights
 
-
-@cache
-def _combiners() -> dict[str, Combiner]:
-    return load_combiners()
-
-
-@cache
-def _head() -> InteractionHead | None:
-    return load_head(_combiners()["align"])
+DEFAULT_TARGET_PRECISION = 0.90
 
 
 class RuleVerifier:
@@ -49,7 +36,14 @@ class RuleVerifier:
     def __init__(self, checks: Sequence[str] = tuple(CHECKS)) -> None:
         self.checks = tuple(checks)
 
-    async def decide(self, prompt: str, candidates: Sequence[Match], threshold: float) -> Decision:
+    async def decide(
+        self,
+        prompt: str,
+        candidates: Sequence[Match],
+        threshold: float,
+        *,
+        tokens: TokenSource | None = None,
+    ) -> Decision:
         reasons = []
         for match in candidates:
             if match.distance > threshold:
@@ -66,56 +60,60 @@ class LearnedVerifier:
     """Rules, then a learned score: the interaction head, or a logistic combiner.
 
     `target_precision` is the strictness: the share of served semantic hits
-    meant to be right, as calibrated out-of-fold on the QQP dev pairs (0.80 to
-    0.95; higher is stricter). `rules=False`, `alignment=False` and `head=False`
-    switch parts off to measure them (`head=False` scores with the logistic
-    combiner over the alignment features); without token vectors (a remote
-    embedder) the lexical combiner is used.
+    meant to be right, as calibrated out-of-fold on the training mix (0.80 to
+    0.95; higher is stricter). `weights` defaults to the shipped ones
+    (`VerifierWeights.shipped()`). `rules=False`, `alignment=False` and
+    `head=False` switch parts off to measure them (`head=False` scores with the
+    logistic combiner over the alignment features); without token vectors (a
+    remote embedder) the lexical combiner is used.
     """
 
     def __init__(
         self,
         target_precision: float = DEFAULT_TARGET_PRECISION,
         *,
+        weights: VerifierWeights | None = None,
         rules: bool = True,
         alignment: bool = True,
         head: bool = True,
-        embedder: Embedder | None = None,
     ) -> None:
         if not 0.0 < target_precision < 1.0:
             raise ValueError(f"target_precision must be in (0, 1), got {target_precision}")
         self.target_precision = target_precision
-        _head()  # loads the committed weights now, not on the first lookup (~10 ms once)
+        self.weights = VerifierWeights.shipped() if weights is None else weights
         self.rules = rules
         self.alignment = alignment
         self.head = head
-        self._tokens: TokenCache | None = None
         self._siblings: dict[float, LearnedVerifier] = {}
-        if embedder is not None:
-            self.bind(embedder)
 
     def at(self, target_precision: float) -> LearnedVerifier:
-        """This verifier at another strictness, sharing its word-vector source."""
+        """This verifier at another strictness, sharing its weights."""
         if target_precision == self.target_precision:
             return self
         sibling = self._siblings.get(target_precision)
         if sibling is None:
             sibling = LearnedVerifier(
-                target_precision, rules=self.rules, alignment=self.alignment, head=self.head
+                target_precision,
+                weights=self.weights,
+                rules=self.rules,
+                alignment=self.alignment,
+                head=self.head,
             )
             self._siblings[target_precision] = sibling
-        sibling._tokens = self._tokens
         return sibling
 
-    def bind(self, embedder: Embedder) -> None:
-        """Take word vectors from `embedder`'s model calls (the cache calls this)."""
-        self._tokens = token_source(embedder) if self.alignment else None
-
-    async def decide(self, prompt: str, candidates: Sequence[Match], threshold: float) -> Decision:
+    async def decide(
+        self,
+        prompt: str,
+        candidates: Sequence[Match],
+        threshold: float,
+        *,
+        tokens: TokenSource | None = None,
+    ) -> Decision:
         within = [m for m in candidates if m.distance <= threshold]
         if not within:
             return Decision(None, "no candidate within the threshold")
-        words = await self._words([prompt, *(m.entry.prompt for m in within)])
+        words = await self._words([prompt, *(m.entry.prompt for m in within)], tokens)
         variant, cutoff = self._variant(words is not None)
         reasons = []
         for i, match in enumerate(within):
@@ -151,29 +149,26 @@ class LearnedVerifier:
 
     def _variant(self, has_words: bool) -> tuple[str, float]:
         """Which learned score decides, and its cut-off at this target precision."""
-        head = _head()
+        head = self.weights.head
         if has_words and self.head and head is not None:
             return "head", head.cutoff(self.target_precision)
         variant = "align" if has_words else "lexical"
-        return variant, _combiners()[variant].cutoff(self.target_precision)
+        return variant, self.weights.combiners[variant].cutoff(self.target_precision)
 
     def _score(self, variant: str, x: tuple[float, ...], pair: tuple[Words, Words] | None) -> float:
-        head = _head()
+        head = self.weights.head
         if variant == "head" and head is not None and pair is not None:
             return head.score(pair[0], pair[1], x)
-        return _combiners()[variant].logit(x)
+        return self.weights.combiners[variant].logit(x)
 
     def _reject(self, prompt: str, match: Match) -> str | None:
-        limit = entry_limit(match.entry.meta)
-        if limit is not None and match.distance > limit:
-            return f"over the entry's own limit {limit:.4f} (feedback)"
         if self.rules:
             failed = conflicts(prompt, match.entry.prompt)
             if failed:
                 return f"{', '.join(failed)} differ"
         return None
 
-    async def _words(self, texts: Sequence[str]) -> list[Words] | None:
-        if self._tokens is None:
+    async def _words(self, texts: Sequence[str], tokens: TokenSource | None) -> list[Words] | None:
+        if tokens is None or not self.alignment:
             return None
-        return await self._tokens.words(texts)
+        return [merge_pieces(t.tokens, t.vectors) for t in await tokens.token_vectors(texts)]

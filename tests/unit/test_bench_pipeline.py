@@ -12,6 +12,7 @@ from reprise import Decision, Match, SemanticCache, ThresholdVerifier
 from reprise._bench.data import Pair
 from reprise._bench.pipeline import replay, sweep_pairs, unique_texts, warm_embeddings
 from reprise._bench.vectors import SavedVectors
+from reprise._protocols import TokenSource
 from reprise._stores.embedded import EmbeddedStore
 from tests.fakes import FakeEmbedder, at_distance, unit
 
@@ -40,7 +41,14 @@ class NoNumbers:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def decide(self, prompt: str, candidates: Sequence[Match], threshold: float) -> Decision:
+    async def decide(
+        self,
+        prompt: str,
+        candidates: Sequence[Match],
+        threshold: float,
+        *,
+        tokens: TokenSource | None = None,
+    ) -> Decision:
         self.calls += 1
         digits = [c for c in prompt if c.isdigit()]
         for m in candidates:

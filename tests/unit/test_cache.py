@@ -8,6 +8,7 @@ import pytest
 
 from reprise import Decision, Match, SemanticCache, ThresholdVerifier
 from reprise._exceptions import CacheError, EmbedderError
+from reprise._protocols import TokenSource
 from reprise._request import prompt_key
 from reprise._stores.embedded import EmbeddedStore
 from reprise.testing import ManualClock
@@ -253,7 +254,12 @@ async def test_a_custom_verifier_decides_among_the_candidates(
 
     class RejectAll:
         async def decide(
-            self, prompt: str, candidates: Sequence[Match], threshold: float
+            self,
+            prompt: str,
+            candidates: Sequence[Match],
+            threshold: float,
+            *,
+            tokens: TokenSource | None = None,
         ) -> Decision:
             seen.append([m.entry.prompt for m in candidates])
             return Decision(None, "rejected by test")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reprise import Entry, Match
-from reprise._verify import VERIFIERS
+from reprise._bench.verifiers import VERIFIERS
 from reprise._verify.align import Words, alignment, merge_pieces
 from reprise._verify.feedback import entry_limit, tightened, within_limit
 from reprise._verify.head import load_head
@@ -125,7 +125,7 @@ async def test_rule_verifier_skips_conflicting_candidates_for_the_next() -> None
 
 
 async def test_learned_verifier_reports_why_it_refused() -> None:
-    verifier = LearnedVerifier()  # unbound: no token vectors, the lexical combiner
+    verifier = LearnedVerifier()  # no token vectors handed: the lexical combiner
     decision = await verifier.decide(
         "Sort the list in descending order", [_match("Sort the list in ascending order", 0.01)], 0.1
     )
@@ -141,8 +141,5 @@ def test_target_precision_is_validated() -> None:
 
 
 def test_every_named_configuration_resolves() -> None:
-    from reprise._plugins import import_from_string
-
-    for name, target in VERIFIERS.items():
-        verifier = import_from_string(target)()
-        assert hasattr(verifier, "decide"), name
+    for name, make in VERIFIERS.items():
+        assert hasattr(make(), "decide"), name

@@ -1,0 +1,86 @@
+"""Token vectors remembered from the embedding calls the cache makes anyway.
+
+The local model's call that gives a sentence vector gives every word piece's
+vector too (the sentence vector is their pooled mean). `TokenMemory` sits under
+the cache's LRU, in place of the model: each text it embeds, stored or looked
+up, has its token vectors kept by text digest. When the verifier later judges
+a prompt against a cached entry, both are usually remembered and it runs no
+model call; only an entry stored by another process (or forgotten since) costs
+one, batched with the others it needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from reprise._protocols import Embedder, TokenEmbedder, TokenVectors, Vector
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    tokens: tuple[str, ...]
+    vectors: Vector  # float16: the alignment compares cosines to two decimals
+
+
+class TokenMemory:
+    """An `Embedder` over `model` that keeps the token vectors of the last `size` texts.
+
+    It is also the `TokenSource` the cache hands its verifier.
+    """
+
+    def __init__(self, model: TokenEmbedder, size: int = 4096) -> None:
+        self.inner = model
+        self.size = size
+        self._pieces: OrderedDict[bytes, _Remembered] = OrderedDict()
+
+    @property
+    def dims(self) -> int:
+        return self.inner.dims
+
+    async def embed(self, texts: Sequence[str]) -> Vector:
+        if not texts:
+            return np.empty((0, self.dims), dtype=np.float32)
+        results = await self.inner.embed_tokens(texts)
+        for text, result in zip(texts, results, strict=True):
+            self._remember(_key(text), result)
+        return np.stack([r.sentence for r in results]).astype(np.float32, copy=False)
+
+    async def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """The token vectors of `texts`; those not remembered are embedded together, once."""
+        keys = [_key(t) for t in texts]
+        found: dict[bytes, TokenVectors] = {}
+        for key in keys:
+            if key in self._pieces:
+                self._pieces.move_to_end(key)
+                found[key] = self._pieces[key]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
+        if missing:
+            results = await self.inner.embed_tokens(list(missing.values()))
+            for key, result in zip(missing, results, strict=True):
+                found[key] = self._remember(key, result)
+        return [found[k] for k in keys]
+
+    def _remember(self, key: bytes, result: TokenVectors) -> _Remembered:
+        item = _Remembered(tuple(result.tokens), result.vectors.astype(np.float16))
+        self._pieces[key] = item
+        self._pieces.move_to_end(key)
+        while len(self._pieces) > self.size:
+            self._pieces.popitem(last=False)
+        return item
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def token_memory(embedder: Embedder, size: int = 4096) -> TokenMemory | None:
+    """A `TokenMemory` over `embedder` if its model call gives token vectors, else None."""
+    return TokenMemory(embedder, size) if isinstance(embedder, TokenEmbedder) else None
+
+
+def _key(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()[:16]
