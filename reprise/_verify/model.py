@@ -115,8 +115,24 @@ _QUESTION = LEXICAL_FEATURES.index("question_words_differ")
 
 
 def reworded(x: Sequence[float]) -> bool:
-    """`features()` of a pair that only rewords: served without scoring."""
+    """`features()` of a pair that only rewords (if `same_order` too): served unscored."""
     return x[0] <= REWORDING_DISTANCE and x[_JACCARD] >= 1.0 and x[_QUESTION] == 0.0
+
+
+def same_order(prompt: str, cached: str) -> bool:
+    """The content words the two prompts share come in the same order.
+
+    A rewording with the same words must keep their order: "how many cups in a
+    gallon" and "how many gallons in a cup" share every word.
+    """
+    a, b = tokenize(prompt), tokenize(cached)
+    shared = {_stem(w) for w in content_words(a)} & {_stem(w) for w in content_words(b)}
+    return _order(a, shared) == _order(b, shared)
+
+
+def _order(tokens: Tokens, shared: set[str]) -> list[str]:
+    stems = (_stem(w) for w in tokens.words if is_content(w))
+    return list(dict.fromkeys(w for w in stems if w in shared))
 
 
 @dataclass(frozen=True, slots=True)

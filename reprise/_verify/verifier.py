@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from reprise._protocols import Decision, Match, TokenSource
 from reprise._verify.align import Words, merge_pieces
-from reprise._verify.model import features, reworded
+from reprise._verify.model import features, reworded, same_order
 from reprise._verify.rules import CHECKS, conflicts, same_words
 from reprise._verify.weights import VerifierWeights
 
@@ -139,7 +139,7 @@ class LearnedVerifier:
         if same_words(prompt, match.entry.prompt):
             return True, "same words (case, punctuation)"
         x = features(prompt, match.entry.prompt, match.distance, *(pair or (None, None)))
-        if reworded(x):
+        if reworded(x) and same_order(prompt, match.entry.prompt):
             return True, "same content words"
         score = self._score(variant, x, pair)
         if score < cutoff:

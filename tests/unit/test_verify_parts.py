@@ -143,3 +143,17 @@ def test_target_precision_is_validated() -> None:
 def test_every_named_configuration_resolves() -> None:
     for name, make in VERIFIERS.items():
         assert hasattr(make(), "decide"), name
+
+
+def test_a_rewording_keeps_the_order_of_its_content_words() -> None:
+    from reprise._verify.model import same_order
+
+    assert same_order("lock my screen on a Mac", "lock the screen on my Mac")
+    assert not same_order("How many cups are in a gallon?", "How many gallons are in a cup?")
+
+
+async def test_same_words_in_another_order_are_not_served_as_a_rewording() -> None:
+    decision = await LearnedVerifier().decide(
+        "How many cups are in a gallon?", [_match("How many gallons are in a cup?", 0.01)], 0.2
+    )
+    assert "same content words" not in decision.reason
