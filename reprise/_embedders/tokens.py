@@ -65,6 +65,10 @@ class TokenMemory:
                 found[key] = self._remember(key, result)
         return [found[k] for k in keys]
 
+    def forget(self) -> None:
+        """Drop every remembered text (as a restart would)."""
+        self._pieces.clear()
+
     def _remember(self, key: bytes, result: TokenVectors) -> _Remembered:
         item = _Remembered(tuple(result.tokens), result.vectors.astype(np.float16))
         self._pieces[key] = item

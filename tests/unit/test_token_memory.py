@@ -113,3 +113,13 @@ async def test_a_remote_style_embedder_hands_no_token_vectors() -> None:
         await c.store("how do I bake bread at home", "answer")
         assert await c.lookup("how can I bake bread at home") is not None
     assert verifier.handed == [None]
+
+
+async def test_a_forgotten_entry_costs_one_call_with_the_prompt_remembered() -> None:
+    model = FakeTokenEmbedder()
+    async with SemanticCache(store=":memory:", embedder=model, verifier=Recording()) as cache:
+        await cache.store("how do I bake bread at home", "answer")
+        assert isinstance(cache.tokens, TokenMemory)
+        cache.tokens.forget()
+        assert await cache.lookup("how can I bake bread at home") is not None
+    assert model.token_calls[-1] == ["how do I bake bread at home"]
