@@ -120,19 +120,36 @@ def reworded(x: Sequence[float]) -> bool:
 
 
 def same_order(prompt: str, cached: str) -> bool:
-    """The content words the two prompts share come in the same order.
+    """No two content words both prompts share trade places across a relation word.
 
-    A rewording with the same words must keep their order: "how many cups in a
-    gallon" and "how many gallons in a cup" share every word.
+    "How many cups are in a gallon?" and "How many gallons are in a cup?" have
+    the same words, with "cup" and "gallon" on either side of "in"; "What is the
+    capital city of France?" and "Which city is the capital of France?" keep
+    both on the same side of "of".
     """
     a, b = tokenize(prompt), tokenize(cached)
     shared = {_stem(w) for w in content_words(a)} & {_stem(w) for w in content_words(b)}
-    return _order(a, shared) == _order(b, shared)
+    ordered_b = _across_relations(b, shared)
+    return not any((v, u) in ordered_b for u, v in _across_relations(a, shared))
 
 
-def _order(tokens: Tokens, shared: set[str]) -> list[str]:
-    stems = (_stem(w) for w in tokens.words if is_content(w))
-    return list(dict.fromkeys(w for w in stems if w in shared))
+_RELATIONS = frozenset(("in", "of", "to", "from", "per", "than", "into", "for", "on"))
+
+
+def _across_relations(tokens: Tokens, shared: set[str]) -> set[tuple[str, str]]:
+    """Pairs (u, v) of shared content words with u before a relation word and v after it."""
+    pairs: set[tuple[str, str]] = set()
+    seen: list[tuple[str, int]] = []
+    relations = 0
+    for word in tokens.words:
+        if word in _RELATIONS:
+            relations += 1
+            continue
+        stem = _stem(word)
+        if is_content(word) and stem in shared:
+            pairs.update((u, stem) for u, at in seen if at < relations and u != stem)
+            seen.append((stem, relations))
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)

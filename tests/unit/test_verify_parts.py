@@ -149,6 +149,7 @@ def test_a_rewording_keeps_the_order_of_its_content_words() -> None:
     from reprise._verify.model import same_order
 
     assert same_order("lock my screen on a Mac", "lock the screen on my Mac")
+    assert same_order("What is the capital city of France?", "Which city is the capital of France?")
     assert not same_order("How many cups are in a gallon?", "How many gallons are in a cup?")
 
 
