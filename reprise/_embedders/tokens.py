@@ -15,6 +15,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -83,7 +84,11 @@ class TokenMemory:
 
 def token_memory(embedder: Embedder, size: int = 4096) -> TokenMemory | None:
     """A `TokenMemory` over `embedder` if its model call gives token vectors, else None."""
-    return TokenMemory(embedder, size) if isinstance(embedder, TokenEmbedder) else None
+    # Looked up on the class: an isinstance() check against the protocol would
+    # read `dims`, which a remote embedder knows only after its first answer.
+    if callable(getattr(type(embedder), "embed_tokens", None)):
+        return TokenMemory(cast(TokenEmbedder, embedder), size)
+    return None
 
 
 def _key(text: str) -> bytes:
