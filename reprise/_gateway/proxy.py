@@ -49,6 +49,9 @@ CREDENTIAL_HEADERS = frozenset({b"authorization", b"api-key", b"ocp-apim-subscri
 GATEWAY_HEADERS = frozenset({b"x-reprise-trace", b"cache-control"})
 
 _CONNECT_TIMEOUT = 10.0
+#: How a kept-alive connection that the backend closed fails (uvicorn closes idle ones
+#: after 5 s, our pool keeps them 30 s): before any response, so the request never ran.
+_STALE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 def new_client() -> aiohttp.ClientSession:
@@ -192,23 +195,32 @@ class Upstream:
         fields = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers)
         target = URL(url)
         proxy, proxy_auth = self.proxies(target)
-        try:
-            response = await self.client.request(
-                method,
-                target,
-                proxy=proxy,
-                proxy_auth=proxy_auth,
-                headers=fields,
-                data=content if content != b"" else None,  # no body, no Content-Length: 0
-                timeout=timeout,
-                allow_redirects=False,
-                compress=None,
-            )
-        except TimeoutError as exc:
-            raise gateway_timeout(f"the backend did not answer in time ({_kind(exc)})") from exc
-        except aiohttp.ClientError as exc:
-            raise bad_gateway(f"cannot reach the backend: {_kind(exc)}") from exc
-        return UpstreamResponse(response)
+        # A pooled connection the backend closed while idle fails before any answer;
+        # a body held in memory can then go once more, on a fresh connection.
+        attempts = 2 if isinstance(content, bytes) else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self.client.request(
+                    method,
+                    target,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
+                    headers=fields,
+                    data=content if content != b"" else None,  # no body, no Content-Length: 0
+                    timeout=timeout,
+                    allow_redirects=False,
+                    compress=None,
+                )
+            except TimeoutError as exc:
+                raise gateway_timeout(f"the backend did not answer in time ({_kind(exc)})") from exc
+            except _STALE as exc:
+                if attempt == attempts:
+                    raise bad_gateway(f"cannot reach the backend: {_kind(exc)}") from exc
+            except aiohttp.ClientError as exc:
+                raise bad_gateway(f"cannot reach the backend: {_kind(exc)}") from exc
+            else:
+                return UpstreamResponse(response)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
 from yarl import URL
 
 from reprise._gateway.errors import rate_limited
-from reprise._gateway.proxy import EnvProxies, upstream_headers, upstream_url
+from reprise._gateway.proxy import (
+    EnvProxies,
+    Upstream,
+    new_client,
+    upstream_headers,
+    upstream_url,
+)
 from reprise._stores.memory_ratelimit import MemoryRateLimiter
 
 
@@ -127,3 +135,40 @@ def test_backends_reach_the_environments_proxy_read_once_per_host(
     assert proxies(URL("http://127.0.0.1:9000/v1")) == (None, None)
     monkeypatch.setenv("HTTPS_PROXY", "http://other:3128")  # read once: not seen any more
     assert proxies(URL("https://example.openai.azure.com/other"))[0] == proxy
+
+
+async def test_a_pooled_connection_the_backend_closed_is_retried_once_on_a_new_one() -> None:
+    """The first connection answers once, then closes on the next request unanswered,
+    as a backend does with a connection it timed out while our pool still held it."""
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first, answered = connections == 1, 0
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while await reader.readuntil(b"\r\n\r\n"):
+                await reader.readexactly(2)  # the body
+                if first and answered == 1:
+                    break  # closed without an answer: the pooled connection went stale
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+                answered += 1
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    upstream = Upstream(new_client())
+    try:
+        for _ in range(2):
+            # POST: aiohttp itself retries only idempotent methods.
+            url = f"http://127.0.0.1:{port}/"
+            response = await upstream.send("POST", url, [], b"{}", seconds=5)
+            assert response.status_code == 200
+            assert await response.aread() == b"ok"
+            await response.aclose()
+    finally:
+        await upstream.aclose()
+        server.close()
+        await server.wait_closed()
+    assert connections == 2  # the second request went out again, on a new connection
