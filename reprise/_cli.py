@@ -12,7 +12,7 @@ from reprise._plugins import import_from_string
 from reprise._threads import settle_threads
 
 # Optional dependencies by extra (pyproject.toml), for the commands that need them.
-EXTRAS = {"bench": ("matplotlib", "tqdm")}
+EXTRAS = {"bench": ("matplotlib",)}
 
 
 def _parser() -> argparse.ArgumentParser:

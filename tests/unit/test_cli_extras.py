@@ -21,7 +21,7 @@ def _names(requirements: list[str]) -> set[str]:
 
 
 @pytest.mark.parametrize("command", ["speed", "quality"])
-@pytest.mark.parametrize("missing", ["tqdm", "matplotlib"])
+@pytest.mark.parametrize("missing", ["matplotlib"])
 def test_bench_without_its_extra_names_the_extra_to_install(
     command: str, missing: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -36,7 +36,6 @@ def test_bench_without_its_extra_names_the_extra_to_install(
 
 
 def test_commands_outside_the_bench_need_no_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(SystemExit) as exit_:
         main(["check", "--help"])
@@ -47,6 +46,12 @@ def test_the_bench_extra_holds_what_only_the_bench_uses() -> None:
     project = PYPROJECT["project"]
     assert set(EXTRAS["bench"]) <= _names(project["optional-dependencies"]["bench"])
     assert not set(EXTRAS["bench"]) & _names(project["dependencies"])
+
+
+def test_the_cache_commands_progress_bars_come_with_a_plain_install() -> None:
+    # `reprise cache import | export` are an operator's tools, not the bench's.
+    assert "tqdm" in _names(PYPROJECT["project"]["dependencies"])
+    import reprise._admin.cli  # noqa: F401  (imports tqdm at the top)
 
 
 def test_managed_redis_says_it_needs_the_dev_wheels(capsys: pytest.CaptureFixture[str]) -> None:
