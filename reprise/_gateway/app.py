@@ -492,7 +492,7 @@ class Gateway:
         or a flight for this request to lead, or neither (see `singleflight`)."""
         cache = plan.slot.cache
         prompt, partition = plan.prompt, plan.partition
-        if prompt is None or api.store is None or "no-store" in cache_control(ex.scope):
+        if api.store is None or "no-store" in cache_control(ex.scope):
             return None, None
         key = plan.exact_key  # the same question, context and partition
 
