@@ -164,50 +164,52 @@ _EXCLUSIVE_GROUPS: tuple[str, ...] = (
     "mean median", "sum product",
     # scopes and categories
     "vegetarian vegan pescatarian keto paleo carnivore",
-    "hourly daily weekly monthly yearly annually quarterly",
-    "beginner beginners intermediate advanced expert experts",
+    "hourly daily weekly monthly yearly/annually quarterly",
+    "beginner/beginners intermediate advanced expert/experts",
     "all some none",
     "always sometimes never often rarely usually",
     "monday tuesday wednesday thursday friday saturday sunday",
     "january february march april june july august september october november december",
-    "spring summer autumn fall winter",
+    "spring summer autumn/fall winter",
     "morning afternoon evening night tonight",
     "breakfast lunch dinner brunch",
     "today tomorrow yesterday",
     "plus minus times divided multiplied",
     "add subtract multiply divide",
     "addition subtraction multiplication division",
-    "sum average mean median mode",
-    "brief short detailed long",
+    "sum average/mean median mode",
+    "brief/short detailed/long",
     "summary detailed",
     "singular plural",
     "past present future",
-    "red orange yellow green blue purple violet pink brown black white grey gray",
-    "windows mac macos linux ubuntu ios android",
+    "red orange yellow green blue purple violet pink brown black white grey/gray",
+    "windows mac/macos linux ubuntu ios android",
     "iphone android",
     "chrome firefox safari edge opera",
     "aws azure gcp",
-    "mysql postgres postgresql sqlite mongodb redis oracle cassandra",
+    "mysql postgres/postgresql sqlite mongodb redis oracle cassandra",
     "npm yarn pip conda cargo maven gradle",
     "docker podman",
     "react angular vue svelte",
-    "cat cats dog dogs",
+    "cat/cats dog/dogs",
     "boil bake fry grill roast steam",
     "formal informal casual",
-    "kid kids child children adult adults teen teenager teenagers expert experts"
-    " professional professionals",
+    "kid/kids/child/children adult/adults teen/teens/teenager/teenagers expert/experts"
+    " professional/professionals",
     "wife husband",
-    "mother father mom dad",
+    "mother/mom father/dad",
     "son daughter",
     "brother sister",
-    "bachelor master masters phd",
+    "bachelor/bachelors master/masters phd",
     "mba ms mtech btech",
     "buy rent lease",
 )  # fmt: skip
-_GROUP_OF: dict[str, tuple[int, ...]] = {}
+# Word -> (group, member) it belongs to; "a/b" spells one member two ways (kid/child).
+_GROUP_OF: dict[str, tuple[tuple[int, int], ...]] = {}
 for _i, _g in enumerate(_EXCLUSIVE_GROUPS):
-    for _w in _g.split():
-        _GROUP_OF[_w] = (*_GROUP_OF.get(_w, ()), _i)
+    for _m, _member in enumerate(_g.split()):
+        for _w in _member.split("/"):
+            _GROUP_OF[_w] = (*_GROUP_OF.get(_w, ()), (_i, _m))
 
 _LANGUAGES = _set(
     """english french spanish german italian portuguese dutch russian chinese mandarin
@@ -221,6 +223,11 @@ _PROGRAMMING = _set(
     kotlin scala perl haskell matlab sql bash powershell lua dart elixir erlang clojure
     fortran cobol julia groovy objective-c assembly html css r c go"""
 )
+# One language, two names: "JS" and "JavaScript" agree.
+_LANG_ALIASES = {
+    "js": "javascript", "ts": "typescript", "golang": "go", "cpp": "c++", "csharp": "c#",
+    "farsi": "persian", "mandarin": "chinese", "filipino": "tagalog",
+}  # fmt: skip
 # "c", "r" and "go" are languages only when written as such ("in C", "Go's").
 _AMBIGUOUS_LANGS = frozenset({"c", "r", "go"})
 
@@ -290,6 +297,11 @@ def _odd_case(tok: str) -> bool:
     )
 
 
+# "several thousand" and "thousands" say no number; "two thousand" and "a thousand" do.
+_MAGNITUDES = frozenset(("hundred", "thousand", "million", "billion"))
+_VAGUE = frozenset(("several", "many", "few", "some", "multiple", "countless", "of"))
+
+
 def _number(word: str) -> float | None:
     word = word.replace(",", "")
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(?:st|nd|rd|th)?", word)
@@ -302,8 +314,18 @@ def _number(word: str) -> float | None:
     return None
 
 
+def _numbers_at(words: Sequence[str]) -> list[tuple[int, float]]:
+    """(position, value) of each number said, skipping vague magnitudes."""
+    return [
+        (i, n)
+        for i, w in enumerate(words)
+        if (n := _number(w)) is not None
+        and not (w in _MAGNITUDES and i > 0 and words[i - 1] in _VAGUE)
+    ]
+
+
 def numbers(tokens: Tokens) -> Counter[float]:
-    return Counter(n for w in tokens.words if (n := _number(w)) is not None)
+    return Counter(n for _, n in _numbers_at(tokens.words))
 
 
 def units(tokens: Tokens) -> frozenset[str]:
@@ -345,10 +367,7 @@ def quantities(tokens: Tokens) -> Counter[tuple[float, str]]:
     """Each number with the unit next to it ("5 km", "$5", "5 %")."""
     out: Counter[tuple[float, str]] = Counter()
     words = tokens.words
-    for i, w in enumerate(words):
-        n = _number(w)
-        if n is None:
-            continue
+    for i, n in _numbers_at(words):
         after = _UNITS.get(words[i + 1], "") if i + 1 < len(words) else ""
         before = _UNITS.get(words[i - 1], "") if i > 0 and words[i - 1] in "$€£¥₹" else ""
         out[(n, after or before)] += 1
@@ -357,14 +376,20 @@ def quantities(tokens: Tokens) -> Counter[tuple[float, str]]:
 
 def negation_conflict(a: Tokens, b: Tokens) -> bool:
     """One side is negated and the other is not ("can I" vs "can't I")."""
-    neg_a = sum(_negating(w) for w in a.words)
-    neg_b = sum(_negating(w) for w in b.words)
+    neg_a = sum(_negating(w) for w in a.words) + _prefix_negated(a, b)
+    neg_b = sum(_negating(w) for w in b.words) + _prefix_negated(b, a)
     return (neg_a % 2) != (neg_b % 2) or (neg_a > 0) != (neg_b > 0)
 
 
+def _prefix_negated(a: Tokens, b: Tokens) -> int:
+    """Words of `a` that negate a word `b` says negated ("impossible" / "not possible")."""
+    said = {b.words[i + 1] for i, w in enumerate(b.words[:-1]) if w in NEGATIONS}
+    return sum(1 for w in a.words if not _negating(w) for stem in said if _negated_form(stem, w))
+
+
 def _negating(word: str) -> bool:
-    # "dairy-free" and "gluten free" say "without"
-    return word in NEGATIONS or word == "free" or word.endswith("-free")
+    # "dairy-free" and "gluten free" say "without"; "non-streaming" says "not streaming"
+    return word in NEGATIONS or word == "free" or word.endswith("-free") or word.startswith("non-")
 
 
 def antonym_conflict(a: Tokens, b: Tokens) -> bool:
@@ -374,10 +399,27 @@ def antonym_conflict(a: Tokens, b: Tokens) -> bool:
     only_b = Counter(b.words) - Counter(a.words)
     if not only_a or not only_b:
         return False
-    groups_a = {g for w in only_a for g in _GROUP_OF.get(w, ())}
-    if any(g in groups_a for w in only_b for g in _GROUP_OF.get(w, ())):
-        return True
-    return any(_negated_form(x, y) for x in only_a for y in only_b)
+    return any(
+        (_exclusive(x, y) or _negated_form(x, y)) and not _said_negated(x, y, a, b)
+        for x in only_a
+        for y in only_b
+    )
+
+
+def _exclusive(x: str, y: str) -> bool:
+    """Different members of one exclusive group ("vegan", "vegetarian")."""
+    of_x = _GROUP_OF.get(x, ())
+    return any(g == h and m != n for g, m in of_x for h, n in _GROUP_OF.get(y, ()))
+
+
+def _said_negated(x: str, y: str, a: Tokens, b: Tokens) -> bool:
+    """ "not legal" on one side, "illegal" on the other: the same request, said two ways
+    (the negation check still counts the "not" against the prefix)."""
+    return _after_negation(x, a.words) or _after_negation(y, b.words)
+
+
+def _after_negation(word: str, words: Sequence[str]) -> bool:
+    return any(words[i] in NEGATIONS and words[i + 1] == word for i in range(len(words) - 1))
 
 
 def _negated_form(x: str, y: str) -> bool:
@@ -398,7 +440,7 @@ def language_conflict(a: Tokens, b: Tokens) -> bool:
 
 def _langs(tokens: Tokens, vocab: frozenset[str]) -> frozenset[str]:
     return frozenset(
-        w
+        _LANG_ALIASES.get(w, w)
         for w in tokens.words
         if w in vocab and (w not in _AMBIGUOUS_LANGS or w in tokens.langs_as_written)
     )
@@ -406,10 +448,26 @@ def _langs(tokens: Tokens, vocab: frozenset[str]) -> frozenset[str]:
 
 def entity_conflict(a: Tokens, b: Tokens) -> bool:
     """A name on each side that the other side does not mention ("Paris" vs "Rome")."""
-    words_a, words_b = set(a.words), set(b.words)
-    names_a = {w for w in a.capitalised - words_b if is_content(w)}
-    names_b = {w for w in b.capitalised - words_a if is_content(w)}
+    names_a = _names(a, b)
+    names_b = _names(b, a)
     return bool(names_a) and bool(names_b)
+
+
+def _names(a: Tokens, b: Tokens) -> set[str]:
+    """Names `a` has that `b` doesn't say, in full, as an acronym or by another name."""
+    said = {_LANG_ALIASES.get(w, w) for w in b.words} | _initials(b.words)
+    return {w for w in a.capitalised if is_content(w) and _LANG_ALIASES.get(w, w) not in said}
+
+
+def _initials(words: Sequence[str]) -> set[str]:
+    """The acronyms runs of 2-5 words spell ("nyc": "New York City"), which name the same."""
+    out = set()
+    for i in range(len(words)):
+        for n in range(2, 6):
+            run = words[i : i + n]
+            if len(run) == n and all(w[:1].isalpha() for w in run):
+                out.add("".join(w[0] for w in run))
+    return out
 
 
 def direction_conflict(a: Tokens, b: Tokens) -> bool:
@@ -487,13 +545,17 @@ _CONTRACTIONS = tuple(
 )
 
 
+_SURFACE_TOKEN = re.compile(r"\w+|[=<>+*/%&|^~!]+|(?<=\w)-(?=\w)|(?<=\w)\.(?=\w)|[()\[\]{}]")
+
+
 @lru_cache(maxsize=4096)
 def surface(text: str) -> str:
     """The words of `text` without case, punctuation or a polite framing."""
     text = text.lower().replace("’", "'")
     for short, full in _CONTRACTIONS:
         text = short.sub(full, text)
-    words = [w for w in re.findall(r"\w+", text) if w not in ("the", "a", "an")]
+    # Operators stay: in code, "x = y" and "x == y" are different requests.
+    words = [w for w in _SURFACE_TOKEN.findall(text) if w not in ("the", "a", "an")]
     # "10 cm" and "ten centimeters" are the same words here
     out = " ".join(_UNITS.get(w) or _canonical_number(w) for w in words)
     for frame in _FRAMES:
