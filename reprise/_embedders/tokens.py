@@ -7,11 +7,16 @@ up, has its token vectors kept by text digest. When the verifier later judges
 a prompt against a cached entry, both are usually remembered and it runs no
 model call; only an entry stored by another process (or forgotten since) costs
 one, batched with the others it needs.
+
+The memory is bounded by texts and by bytes: a text's vectors cost 768 bytes
+per word piece, and the model reads up to 256 of them, so 4,096 long texts
+would hold ~800 MB where 4,096 short questions hold ~55 MB.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,22 +26,35 @@ import numpy as np
 
 from reprise._protocols import Embedder, TokenEmbedder, TokenVectors, Vector
 
+DEFAULT_MAX_BYTES = 64 * 2**20
+_OVERHEAD = 400  # per text, measured ~340 (item, tuple, ndarray, key, dict slot); rounded up
+
 
 @dataclass(frozen=True, slots=True)
 class _Remembered:
     tokens: tuple[str, ...]
     vectors: Vector  # float16: the alignment compares cosines to two decimals
 
+    @property
+    def nbytes(self) -> int:
+        # the vectors, a tuple slot per (interned) token, and the item, key and array headers
+        return self.vectors.nbytes + 8 * len(self.tokens) + _OVERHEAD
+
 
 class TokenMemory:
-    """An `Embedder` over `model` that keeps the token vectors of the last `size` texts.
+    """An `Embedder` over `model` keeping the token vectors of its last texts.
 
-    It is also the `TokenSource` the cache hands its verifier.
+    It keeps at most `size` texts and `max_bytes` of them, forgetting the least
+    recently used first. It is also the `TokenSource` the cache hands its verifier.
     """
 
-    def __init__(self, model: TokenEmbedder, size: int = 4096) -> None:
+    def __init__(
+        self, model: TokenEmbedder, size: int = 4096, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         self.inner = model
         self.size = size
+        self.max_bytes = max_bytes
+        self.nbytes = 0
         self._pieces: OrderedDict[bytes, _Remembered] = OrderedDict()
 
     @property
@@ -69,13 +87,23 @@ class TokenMemory:
     def forget(self) -> None:
         """Drop every remembered text (as a restart would)."""
         self._pieces.clear()
+        self.nbytes = 0
+
+    @property
+    def texts(self) -> int:
+        """How many texts' token vectors are remembered."""
+        return len(self._pieces)
 
     def _remember(self, key: bytes, result: TokenVectors) -> _Remembered:
-        item = _Remembered(tuple(result.tokens), result.vectors.astype(np.float16))
+        # Interned: word pieces come from a vocabulary of ~30,000, not one string per use.
+        tokens = tuple(sys.intern(t) for t in result.tokens)
+        item = _Remembered(tokens, result.vectors.astype(np.float16))
+        old = self._pieces.pop(key, None)
+        self.nbytes += item.nbytes - (old.nbytes if old is not None else 0)
         self._pieces[key] = item
-        self._pieces.move_to_end(key)
-        while len(self._pieces) > self.size:
-            self._pieces.popitem(last=False)
+        while len(self._pieces) > self.size or self.nbytes > self.max_bytes:
+            _, dropped = self._pieces.popitem(last=False)
+            self.nbytes -= dropped.nbytes
         return item
 
     async def aclose(self) -> None:

@@ -123,3 +123,18 @@ async def test_a_forgotten_entry_costs_one_call_with_the_prompt_remembered() -> 
         cache.tokens.forget()
         assert await cache.lookup("how can I bake bread at home") is not None
     assert model.token_calls[-1] == ["how do I bake bread at home"]
+
+
+async def test_the_memory_is_bounded_by_bytes_as_well_as_texts() -> None:
+    model = FakeTokenEmbedder()
+    memory = TokenMemory(model, size=100, max_bytes=3_000)
+    long = "one two three four five six"  # 6 x 64 float16 = 768 bytes, plus the overheads
+    await memory.embed([long])
+    await memory.embed(["a b", "c d", "e f", "g h", "i j"])
+
+    assert memory.nbytes <= 3_000
+    assert memory.texts == 4  # the oldest two went: the long text, then "a b"
+    await memory.token_vectors(["i j", "c d", long, "a b"])
+    assert model.token_calls[-1] == [long, "a b"]
+    memory.forget()
+    assert (memory.texts, memory.nbytes) == (0, 0)
