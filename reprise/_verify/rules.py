@@ -13,9 +13,28 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
+from typing import TypeVar
+
+_T = TypeVar("_T")
+_MEMO_CHARS = 2_000
+
+
+def _memo_short(fn: Callable[[str], _T]) -> Callable[[str], _T]:
+    """`fn`, remembering its answers for the last 4,096 texts of up to `_MEMO_CHARS`.
+
+    A longer text is worked out each time: 4,096 remembered texts of any length (a
+    request body may be 16 MB) would bound the entries but not the memory.
+    """
+    memo = lru_cache(maxsize=4096)(fn)
+
+    @wraps(fn)
+    def call(text: str) -> _T:
+        return memo(text) if len(text) <= _MEMO_CHARS else fn(text)
+
+    return call
 
 
 def _words_of(text: str) -> list[str]:
@@ -260,7 +279,7 @@ class Tokens:
     langs_as_written: frozenset[str]
 
 
-@lru_cache(maxsize=4096)
+@_memo_short
 def tokenize(text: str) -> Tokens:
     raw = _TOKEN.findall(text.replace("’", "'"))
     words: list[str] = []
@@ -548,7 +567,7 @@ _CONTRACTIONS = tuple(
 _SURFACE_TOKEN = re.compile(r"\w+|[=<>+*/%&|^~!]+|(?<=\w)-(?=\w)|(?<=\w)\.(?=\w)|[()\[\]{}]")
 
 
-@lru_cache(maxsize=4096)
+@_memo_short
 def surface(text: str) -> str:
     """The words of `text` without case, punctuation or a polite framing."""
     text = text.lower().replace("’", "'")
