@@ -31,6 +31,11 @@ class LRUEmbedder:
     def dims(self) -> int:
         return self.inner.dims
 
+    @property
+    def texts(self) -> int:
+        """How many texts' vectors are remembered."""
+        return len(self._vectors)
+
     async def embed(self, texts: Sequence[str]) -> Vector:
         keys = [hashlib.sha256(t.encode()).digest() for t in texts]
         found: dict[bytes, Vector] = {}

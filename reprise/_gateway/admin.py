@@ -34,6 +34,8 @@ from urllib.parse import parse_qs
 from reprise._admin.stats import StoreStats, admin_store, digest, partition_json, store_stats
 from reprise._admin.transfer import export_lines, import_lines
 from reprise._cache import SemanticCache
+from reprise._embedders.lru import LRUEmbedder
+from reprise._embedders.tokens import TokenMemory
 from reprise._exceptions import CacheError
 from reprise._gateway.adminconfig import AdminSettings
 from reprise._gateway.asgi import Exchange, Receive, bearer, body_chunks, header
@@ -174,12 +176,13 @@ class Admin:
         return found
 
     def _cache_json(self, name: str, slot: CacheSlot) -> dict[str, Any]:
-        store = slot.cache.vector_store if slot.cache is not None else None
         out: dict[str, Any] = {"name": name, "status": slot.error or "open"}
-        if store is not None:
+        if slot.cache is not None:
+            store = slot.cache.vector_store
             out["store"] = type(store).__name__
             out["max_entries"] = getattr(store, "max_entries", None)
             out["max_bytes"] = getattr(store, "max_bytes", None)
+            out["memory"] = _memory_json(slot.cache)
         tally = self.ledger.by_cache.get(name)
         return {**out, **(tally.as_json() if tally else {})}
 
@@ -341,3 +344,17 @@ async def _lines(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[byte
             raise GatewayError(413, f"an import line is longer than {limit} bytes")
     if rest:
         yield rest
+
+
+def _memory_json(cache: SemanticCache) -> dict[str, int]:
+    """What this process holds for `cache` besides its store, and the bounds of each."""
+    out: dict[str, int] = {}
+    if isinstance(cache.embedder, LRUEmbedder):
+        out["embedded_texts"] = cache.embedder.texts
+        out["embedded_texts_max"] = cache.embedder.size
+    if isinstance(cache.tokens, TokenMemory):
+        out["token_texts"] = cache.tokens.texts
+        out["token_texts_max"] = cache.tokens.size
+        out["token_bytes"] = cache.tokens.nbytes
+        out["token_bytes_max"] = cache.tokens.max_bytes
+    return out

@@ -361,3 +361,8 @@ async def test_max_entries_bounds_the_gateway_cache(fake_upstream: FakeUpstreamS
         assert (stats["entries"], stats["evictions"]) == (3, 3)
         assert metric(metrics, "reprise_cache_evictions_total", cache="local-embed") == 3
         assert stats["caches"][0]["max_entries"] == 3
+        # the process's own memories of the texts it embedded are bounded too, and shown
+        memory = stats["caches"][0]["memory"]
+        assert memory["embedded_texts"] == memory["token_texts"] >= 6
+        assert 0 < memory["token_bytes"] < memory["token_bytes_max"]
+        assert memory["embedded_texts_max"] == memory["token_texts_max"] == 4096
