@@ -114,11 +114,17 @@ class SingleFlight:
         flight = self._flights[key] = Flight(key, self._finished)
         if self.lock is None:
             return flight
-        if await self.lock.acquire(key, flight.token, LOCK_TTL):
-            self._keepers[flight] = asyncio.create_task(self._keep(flight, self.lock))
-            return flight
-        # Another replica leads: wait for its answer in the exact tier.
-        answer = await self._poll(key, wait, exact)
+        try:
+            if await self.lock.acquire(key, flight.token, LOCK_TTL):
+                self._keepers[flight] = asyncio.create_task(self._keep(flight, self.lock))
+                return flight
+            # Another replica leads: wait for its answer in the exact tier.
+            answer = await self._poll(key, wait, exact)
+        except BaseException:
+            # Cancelled or failed before the caller had the flight to finish: a flight
+            # left registered would hold every later request for the key for `wait`.
+            flight.finish()
+            raise
         flight.settle(answer)
         flight.finish()
         return answer

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from reprise._gateway.singleflight import Flight, SingleFlight
 from reprise._stores.redis_flight import RedisFlightLock
 
@@ -70,6 +72,36 @@ async def test_a_remote_leaders_answer_is_read_from_the_exact_tier() -> None:
 async def test_when_the_remote_lock_goes_without_an_answer_the_follower_goes_alone() -> None:
     flights = SingleFlight(HeldElsewhere(for_polls=2))
     assert await flights.enter("k", 5.0, _never) is None
+
+
+class Stalled(HeldElsewhere):
+    """A lock whose `acquire` hangs (a Redis that stopped answering)."""
+
+    async def acquire(self, key: str, token: str, ttl: float) -> bool:
+        await asyncio.Event().wait()
+        return True
+
+
+async def test_a_leader_cancelled_while_taking_the_lock_leaves_no_flight_behind() -> None:
+    flights = SingleFlight(Stalled(for_polls=1))
+    leader = asyncio.create_task(flights.enter("k", 300.0, _never))
+    await asyncio.sleep(0)
+    follower = asyncio.create_task(flights.enter("k", 300.0, _never))
+    await asyncio.sleep(0)
+    leader.cancel()  # its client hung up, or a deadline passed
+
+    assert await asyncio.wait_for(follower, 1.0) is None  # released: goes on alone
+    assert flights.under_way == 0
+
+
+async def test_a_poll_that_raises_leaves_no_flight_behind() -> None:
+    async def failing() -> str | None:
+        raise RuntimeError("the exact tier broke")
+
+    flights = SingleFlight(HeldElsewhere(for_polls=100))
+    with pytest.raises(RuntimeError):
+        await flights.enter("k", 5.0, failing)
+    assert flights.under_way == 0
 
 
 async def test_the_redis_lock_fails_open_when_redis_is_down() -> None:
