@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/fuzz.py [--per-category 1300] [--out benchmarks/fuzz.md]
 
-The cases and invariants are the CI test's (`tests/fuzz_http.py`): the
+The cases and invariants are the CI test's (`reprise/testing/fuzz.py`): the
 gateway in-process over ASGITransport with the embedded store, the local model
 and the fake upstream process. Every failing case is recorded (not only the
 first), with the request that caused it; the cache's consistency is checked at
@@ -15,7 +15,6 @@ import argparse
 import collections
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,20 +22,18 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from reprise.testing import FakeUpstreamServer  # noqa: E402
-from tests.fuzz_http import (  # noqa: E402
+from reprise.testing import FakeUpstreamServer
+from reprise.testing.fuzz import (
     CATEGORIES,
     Case,
     ThreadedGateway,
     consistency_problems,
-    fuzz_config,
+    fuzz_gateway,
     run_case,
     seed_known_entry,
 )
-from tests.gateway_fixtures import app_from_yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Tally:
@@ -80,7 +77,7 @@ def report(tally: Tally, consistency: list[str], load: str) -> str:
         "",
         f"`.venv/bin/python benchmarks/fuzz.py`: {total:,} hypothesis examples, in-process over",
         "httpx.ASGITransport (the gateway on its own loop in a thread), embedded store, local",
-        "model, fake upstream process. Cases and invariants: `tests/fuzz_http.py` (CI runs",
+        "model, fake upstream process. Cases and invariants: `reprise/testing/fuzz.py` (CI runs",
         "`tests/app/test_fuzz.py`, 20 per category, and `tests/e2e/test_raw_http.py` for what",
         "ASGITransport cannot send). Invariants: no 5xx unless the backend sent it; every 4xx",
         "of the gateway's own in OpenAI's error shape; an answer within 20 s; nothing raised",
@@ -128,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     logs = tempfile.TemporaryDirectory(prefix="reprise-fuzz-")
     upstream = FakeUpstreamServer(Path(logs.name)).start()
-    gateway = ThreadedGateway(app_from_yaml(fuzz_config(upstream.url))).start()
+    gateway = fuzz_gateway(upstream.url)
     tally = Tally()
     try:
         known = seed_known_entry(gateway)

@@ -25,7 +25,8 @@ import pytest_asyncio
 from reprise._gateway.app import Gateway, create_app
 from reprise._gateway.config import parse_config
 from reprise._gateway.outbound import STORE_TASK
-from reprise.testing import FakeUpstreamServer, GatewayServer, ManualClock, free_port
+from reprise.testing import FakeUpstreamServer, GatewayServer, ManualClock
+from reprise.testing.configs import app_config_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,92 +100,6 @@ async def running(app: Gateway) -> AsyncIterator[httpx.AsyncClient]:
 
 def app_from_yaml(config_yaml: str, clock: Callable[[], float] = time.time) -> Gateway:
     return create_app(parse_config(config_yaml), clock=clock)
-
-
-def _lookup_policy(
-    threshold: float = 0.15,
-    embeddings: str = "local-embed",
-    extra: str = 'ignore-system-messages="true" max-message-count="3"',
-    vary_by: str = "",
-    rate_limit: str = "",
-    duration: int = 60,
-) -> str:
-    return f"""
-      <policies>
-        <inbound>
-          <base />
-          <llm-semantic-cache-lookup score-threshold="{threshold}"
-              embeddings-backend-id="{embeddings}" {extra}>{vary_by}
-          </llm-semantic-cache-lookup>
-          {rate_limit}
-        </inbound>
-        <outbound>
-          <llm-semantic-cache-store duration="{duration}" />
-          <base />
-        </outbound>
-      </policies>"""
-
-
-def _api(name: str, backend: str = "chat", **policy: Any) -> str:
-    xml = _lookup_policy(**policy).replace("\n", "\n      ")
-    return f"""
-  - name: {name}
-    path: /{name}
-    backend: {backend}
-    policies: |{xml}
-"""
-
-
-def app_config_yaml(upstream: str, *, subscriptions: bool = False, budget_ms: float = 5000) -> str:
-    """The test gateway: one API per behaviour under test.
-
-    The lookup budget is generous: on a loaded CI machine an embedding can take
-    longer than the 250 ms default, and a FAILED lookup is not what most tests test.
-    """
-    dead = free_port()  # nothing listens there: a dead embeddings backend
-    by_team = (
-        '<rate-limit-by-key calls="1" renewal-period="60" '
-        """counter-key='@(context.Request.Headers.GetValueOrDefault("x-team", "none"))' />"""
-    )
-    subs = (
-        """
-subscriptions:
-  team-a: { key: "key-team-a" }
-  team-b: { key: "key-team-b" }
-"""
-        if subscriptions
-        else ""
-    )
-    apis = [
-        _api("chat"),
-        _api("keep-system", extra=""),
-        _api("rl", rate_limit='<rate-limit calls="2" renewal-period="60" />'),
-        _api("rlk", rate_limit=by_team),
-        _api("ttl", duration=1),
-        _api("ttl2", duration=2),
-        _api("dead", embeddings="dead-embed"),
-        _api("authed", backend="authed"),
-        _api("sub", vary_by="<vary-by>@(context.Subscription.Id)</vary-by>"),
-        _api("slow", backend="slow"),
-        _api("down", backend="down"),
-    ]
-    return f"""
-backends:
-  chat: {{ url: "{upstream}/v1" }}
-  authed: {{ url: "{upstream}/v1", headers: {{ Authorization: "Bearer upstream-secret" }} }}
-  slow: {{ url: "{upstream}/v1", timeout: 0.3 }}
-  down: {{ url: "http://127.0.0.1:{dead}/v1" }}
-  local-embed: {{ url: local }}
-  dead-embed: {{ url: "http://127.0.0.1:{dead}/v1/embeddings" }}
-{subs}
-cache: {{ url: ":memory:", lookup-budget-ms: {budget_ms} }}
-max-body-bytes: 65536
-apis:
-  - name: plain
-    path: /plain
-    backend: chat
-{"".join(apis)}
-"""
 
 
 @pytest.fixture(scope="session")

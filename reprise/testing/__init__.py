@@ -6,6 +6,9 @@
   `reprise serve` and a Valkey with RediSearch as child processes on free ports.
 - `free_port()`: a port nothing listens on.
 - `ManualClock`: a clock a test advances past a TTL instead of sleeping.
+- `reprise.testing.configs`: YAML of the test gateways' APIs and lookup policies.
+- `reprise.testing.fuzz` (imported on its own: it needs `hypothesis`, a dev
+  dependency): the HTTP fuzzing of the CI test and of `benchmarks/fuzz.py`.
 
 It ships in the package because `reprise demo` and `reprise bench` run these at run
 time; the pytest fixtures built on them live in `tests/`.

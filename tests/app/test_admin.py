@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from reprise.testing import FakeUpstreamServer
+from reprise.testing.configs import api_yaml
 from tests.gateway_fixtures import (
-    _api,
     app_from_yaml,
     chat,
     post,
@@ -37,7 +37,7 @@ cache: {{ url: "{store}", lookup-budget-ms: 5000 {cache} }}
 prices:
   gpt-4o: {{ input-per-million: 2.5, output-per-million: 10 }}
 apis:
-{_api("chat", vary_by="<vary-by>@(context.Subscription.Id)</vary-by>")}
+{api_yaml("chat", vary_by="<vary-by>@(context.Subscription.Id)</vary-by>")}
 """
 
 

@@ -2,7 +2,7 @@
 
 A bounded number of hypothesis examples per category (`benchmarks/fuzz.py`
 runs more than 10,000 and writes benchmarks/fuzz.md). The gateway runs on a
-loop of its own in a thread (`tests/fuzz_http.py`), so that a hung request
+loop of its own in a thread (`reprise/testing/fuzz.py`), so that a hung request
 fails its case after a timeout instead of hanging the test.
 """
 
@@ -14,23 +14,23 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.fuzz_http import (
+from reprise.testing import FakeUpstreamServer
+from reprise.testing.fuzz import (
     CATEGORIES,
     Case,
     ThreadedGateway,
     consistency_problems,
-    fuzz_config,
+    fuzz_gateway,
     run_case,
     seed_known_entry,
 )
-from tests.gateway_fixtures import FakeUpstreamServer, app_from_yaml
 
 EXAMPLES_PER_CATEGORY = 20
 
 
 @pytest.fixture(scope="module")
 def fuzzed(fake_upstream: FakeUpstreamServer) -> Iterator[tuple[ThreadedGateway, str]]:
-    gateway = ThreadedGateway(app_from_yaml(fuzz_config(fake_upstream.url))).start()
+    gateway = fuzz_gateway(fake_upstream.url)
     try:
         yield gateway, seed_known_entry(gateway)
     finally:

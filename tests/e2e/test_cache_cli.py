@@ -11,7 +11,7 @@ import pytest
 
 from reprise._admin.stats import digest
 from reprise._cli import main
-from tests.gateway_fixtures import _api
+from reprise.testing.configs import api_yaml
 
 
 def config(tmp_path: Path, store: str) -> Path:
@@ -23,7 +23,7 @@ backends:
   local-embed: {{ url: local }}
 cache: {{ url: "{store}" }}
 apis:
-{_api("chat")}"""
+{api_yaml("chat")}"""
     )
     return path
 

@@ -23,8 +23,8 @@ import openai
 import pytest
 
 from reprise.testing import FakeUpstreamServer, GatewayServer
+from reprise.testing.configs import api_yaml
 from tests.app.test_admin import metric
-from tests.gateway_fixtures import _api
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "dashboard-admin-key-0123456789"
@@ -84,7 +84,7 @@ admin: {{ key: "{ADMIN_KEY}" }}
 prices:
   gpt-4o: {{ input-per-million: 2.5, output-per-million: 10 }}
 apis:
-{_api("chat")}"""
+{api_yaml("chat")}"""
 
 
 def traffic(url: str) -> None:

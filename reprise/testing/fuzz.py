@@ -1,7 +1,8 @@
 """Fuzzing the gateway's HTTP surface: hypothesis strategies, a harness, the invariants.
 
 Used by `tests/app/test_fuzz.py` (a bounded number of examples in CI) and
-`benchmarks/fuzz.py` (>= 10,000, with a report). The gateway runs in-process
+`benchmarks/fuzz.py` (>= 10,000, with a report). It needs `hypothesis`, a dev
+dependency, so `reprise.testing` does not import it. The gateway runs in-process
 on an event loop of its own in a thread, over `httpx.ASGITransport`, with a
 real embedded store, the local model and the fake upstream process; each case
 is one request, sent and checked against:
@@ -29,8 +30,9 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 
-from reprise._gateway.app import Gateway
-from tests.gateway_fixtures import app_config_yaml
+from reprise._gateway.app import Gateway, create_app
+from reprise._gateway.config import parse_config
+from reprise.testing.configs import app_config_yaml
 
 CASE_TIMEOUT = 20.0  # seconds for one request, far above any legitimate answer here
 KNOWN_PROMPT = "What colour is the sky on a clear day? (known before fuzzing)"
@@ -294,6 +296,11 @@ def fuzz_config(upstream: str) -> str:
     config = app_config_yaml(upstream)
     assert 'duration="60"' in config
     return config.replace('duration="60"', 'duration="86400"')
+
+
+def fuzz_gateway(upstream: str) -> ThreadedGateway:
+    """The gateway of `fuzz_config`, started on a loop of its own."""
+    return ThreadedGateway(create_app(parse_config(fuzz_config(upstream)))).start()
 
 
 class ThreadedGateway:
