@@ -27,6 +27,7 @@ def test_a_short_soak_with_a_redis_restart_has_no_errors_and_leaks_no_tasks(
     out = tmp_path / "soak.json"
     command = [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--clients", "20"]
     command += ["--seconds", "6", "--warmup", "1", "--settle", "2", "--json", str(out)]
+    command += ["--fill", "40", "--burst", "20"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=240, env=os.environ)
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
     result = json.loads(out.read_text())
@@ -37,3 +38,7 @@ def test_a_short_soak_with_a_redis_restart_has_no_errors_and_leaks_no_tasks(
     assert kinds["exact hit"]["cache"].get("HIT", 0) > 0
     # Idle again, the loop runs as many tasks as it did idle after the warm-up.
     assert result["idle_after"]["tasks"] <= result["after_warmup"]["tasks"]
+    # Every prompt of the fill was embedded and is remembered (far below the bounds here).
+    memory = result["after_warmup"]["memory"]
+    assert memory["embedded_texts"] >= 40 + 16
+    assert memory["token_texts"] == memory["embedded_texts"]
