@@ -94,10 +94,16 @@ def features(
     distance: float,
     prompt_words: Words | None = None,
     cached_words: Words | None = None,
+    *,
+    agree: bool = False,
 ) -> tuple[float, ...]:
-    """The feature vector of `FEATURES` (or `LEXICAL_FEATURES` when words are missing)."""
+    """The feature vector of `FEATURES` (or `LEXICAL_FEATURES` when words are missing).
+
+    `agree`: the caller has run every check (`conflicts`) and none failed, so the
+    flags are all 0 without running them again.
+    """
     a, b = tokenize(prompt), tokenize(cached)
-    flags = tuple(float(check(a, b)) for check in CHECKS.values())
+    flags = (0.0,) * len(CHECKS) if agree else tuple(float(c(a, b)) for c in CHECKS.values())
     same = float(same_words(prompt, cached))
     head = (distance, distance * distance, *flags, *lexical(a, b), same)
     if prompt_words is None or cached_words is None:

@@ -138,7 +138,9 @@ class LearnedVerifier:
             return False, reason
         if same_words(prompt, match.entry.prompt):
             return True, "same words (case, punctuation)"
-        x = features(prompt, match.entry.prompt, match.distance, *(pair or (None, None)))
+        words = pair or (None, None)
+        # `_reject` has run every check when the rules are on: none failed.
+        x = features(prompt, match.entry.prompt, match.distance, *words, agree=self.rules)
         if reworded(x) and same_order(prompt, match.entry.prompt):
             return True, "same content words"
         score = self._score(variant, x, pair)
