@@ -6,26 +6,31 @@ are served whatever the load. Lookups that run at once reach the embedder
 together, which runs them as micro-batches, so throughput rises with load.
 
 How many may run at once is what the model can finish within the lookup
-budget: the gate measures the rate at which lookups complete (`_Rate`, lookups
-per second, which grows with the batches) and lets `rate x budget x headroom`
-run, never more than `in_flight`; beyond that, up to `queued` wait in FIFO
-order. A lookup that could not finish within the budget is refused at once
-(`LookupShed`, a `CacheError`: the gateway sends the request to the backend as
-FAILED, with the reason), instead of waiting out the budget, holding a place in
-the model's batches, and then paying the backend anyway:
+budget. The gate measures how fast lookups complete (`Measured`: lookups done
+per second of busy time, and how many ran at once meanwhile) and expects `n`
+lookups at once to run at that rate, scaled by how much more a batch of `n`
+gets through than one of the concurrency measured (`batch_gain`: a model batch
+runs at up to `BATCH_GAIN` times the single-call rate). It lets as many run as
+finish within `budget x headroom`, never more than `in_flight`; beyond that, up
+to `queued` wait in FIFO order, each until its start deadline (the budget less
+one lookup's time). A lookup that could not finish within the budget is refused
+at once (`LookupShed`, a `CacheError`: the gateway sends the request to the
+backend as FAILED, with the reason), instead of waiting out the budget, holding
+a place in the model's batches, and then paying the backend anyway:
 
 - the queue is full;
-- the lookups running and queued ahead of it, drained at the measured rate,
-  would take it past the budget;
+- the lookups running and queued ahead of it, with it, would be done past the budget
+  (within it, but past `budget x headroom`, it waits for a place);
 - it is still queued at its start deadline (the estimate was too hopeful).
 
 A lookup alone is always admitted, so that the estimate follows the load down
-as well as up. The decisions are pure functions of the queue and the rate.
+as well as up. The decisions are pure functions of the queue and the measurement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -38,6 +43,10 @@ Clock = Callable[[], float]
 #: The share of the budget the model's queue may take; the rest is the search,
 #: the verifier and the event loop's own work on the lookup.
 HEADROOM = 0.8
+#: How many times the single-call rate the model gets through in a large batch: MiniLM
+#: on 2 cores, 357 texts/s in batches of 32 against one call in 4.57 ms (219/s) in
+#: benchmarks/results/speed-idle.md. A model whose batches gain more is underestimated.
+BATCH_GAIN = 1.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,52 +58,99 @@ class AdmissionSettings:
     budget_s: float = 0.25
 
 
-def running_limit(settings: AdmissionSettings, rate: float) -> int:
-    """How many lookups may run at once: what the measured rate finishes within the budget."""
-    if rate <= 0.0:  # not measured yet
+def batch_gain(n: float) -> float:
+    """The model's rate with `n` lookups at once, in single-call rates: 1 for one,
+    rising towards `BATCH_GAIN` (a call costs a fixed part plus a part per text)."""
+    return n * BATCH_GAIN / (BATCH_GAIN - 1.0 + max(n, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """Lookups done per second of busy time (`rate`), with `concurrency` running on average."""
+
+    rate: float
+    concurrency: float
+
+    def seconds(self, n: int) -> float:
+        """How long `n` lookups at once take to be done."""
+        if self.rate <= 0.0:
+            return math.inf
+        return n / (self.rate * batch_gain(n) / batch_gain(self.concurrency))
+
+    @property
+    def lookup_s(self) -> float:
+        """How long one lookup took on average (Little's law: concurrency / rate)."""
+        return self.concurrency / self.rate if self.rate > 0.0 else math.inf
+
+
+def running_limit(settings: AdmissionSettings, measured: Measured | None) -> int:
+    """How many lookups may run at once: as many as the measurement finishes in the budget."""
+    if measured is None:  # not measured yet
         return settings.in_flight
-    return max(1, min(settings.in_flight, int(rate * settings.budget_s * HEADROOM)))
+    # measured.seconds(n) <= target, solved for n: n / (rate x gain(n) / gain(c)) is
+    # (GAIN - 1 + n) / (rate x GAIN / gain(c)).
+    reach = measured.rate * BATCH_GAIN / batch_gain(measured.concurrency)
+    fits = settings.budget_s * HEADROOM * reach - BATCH_GAIN + 1.0
+    return max(1, min(settings.in_flight, int(fits + 1e-9)))
 
 
-def shed_reason(ahead: int, settings: AdmissionSettings, rate: float, running: int) -> str | None:
+def shed_reason(
+    ahead: int, settings: AdmissionSettings, measured: Measured | None, running: int
+) -> str | None:
     """Why a lookup arriving behind `ahead` queued ones must be refused now, or None.
 
-    `running` lookups are under way and complete at `rate` per second (0: not
-    measured yet); the newcomer finishes after them and those queued ahead.
+    `running` lookups are under way; the newcomer finishes with them and those
+    queued ahead, at the `measured` rate (None: not measured yet).
     """
     if running == 0 and ahead == 0:
         return None
     if ahead >= settings.queued:
         return f"lookup queue full ({ahead} waiting)"
-    if rate <= 0.0:
+    if measured is None:
         return None
-    done_s = (running + ahead + 1) / rate
-    if done_s <= settings.budget_s * HEADROOM:
+    done_s = measured.seconds(running + ahead + 1)
+    if done_s <= settings.budget_s:  # in time: it may wait for a place (`LookupGate._wait`)
         return None
     return (
-        f"overloaded: {running} lookups running, {ahead} queued, {rate:.0f} done per second: "
-        f"expected done in {done_s * 1e3:.0f} ms > budget {settings.budget_s * 1e3:.0f} ms"
+        f"overloaded: {running} lookups running, {ahead} queued, {measured.rate:.0f} done per "
+        f"second: expected done in {done_s * 1e3:.0f} ms > budget {settings.budget_s * 1e3:.0f} ms"
     )
 
 
 class _Rate:
-    """Lookups completed per second: a moving estimate of `concurrency / duration`.
+    """Lookups completed per second of busy time (while any lookup runs), over ~`window` s.
 
-    A lookup that ran with `n` others under way (itself included) for `d`
-    seconds shows a rate of `n / d`: batched through the model together, they
-    all finished in about that time.
+    Measured as the gate sees it, completions over the time lookups were under
+    way, so that a batch of 32 finishing together counts 32, and idle time counts
+    nothing. A lookup cut short or failed completes nothing: its time still
+    counts, so a model that stops keeping up drags the rate down.
     """
 
-    def __init__(self, weight: float = 0.2) -> None:
-        self.weight = weight
-        self.per_s = 0.0  # not measured yet: nothing is refused before a first lookup
+    def __init__(self, window: float = 1.0) -> None:
+        self.window = window
+        self.done = 0.0
+        self.busy = 0.0
+        self.load = 0.0  # lookups running x seconds
+        self.ended = False  # has any lookup ended, done or not
 
-    def add(self, concurrency: int, seconds: float) -> None:
-        sample = concurrency / max(seconds, 1e-4)
-        if self.per_s == 0.0:
-            self.per_s = sample
-        else:
-            self.per_s += self.weight * (sample - self.per_s)
+    @property
+    def measured(self) -> Measured | None:
+        """The measurement; None until some lookup has ended."""
+        if not self.ended or self.busy <= 0.0:
+            return None
+        return Measured(self.done / self.busy, max(1.0, self.load / self.busy))
+
+    def advance(self, seconds: float, running: int) -> None:
+        """`seconds` passed with `running` lookups under way: older ones weigh less."""
+        if seconds > 0.0 and running > 0:
+            keep = math.exp(-seconds / self.window)
+            self.done *= keep
+            self.busy = self.busy * keep + seconds
+            self.load = self.load * keep + running * seconds
+
+    def ended_one(self, *, done: bool) -> None:
+        self.ended = True
+        self.done += 1.0 if done else 0.0
 
 
 class LookupGate:
@@ -105,6 +161,7 @@ class LookupGate:
         self.clock = clock
         self.running = 0
         self.rate = _Rate()
+        self._since = clock()  # when `running` last changed
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -113,39 +170,46 @@ class LookupGate:
 
     @property
     def limit(self) -> int:
-        return running_limit(self.settings, self.rate.per_s)
+        return running_limit(self.settings, self.rate.measured)
 
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         """Run the body as one admitted lookup, or raise `LookupShed` without running it."""
         await self._enter()
-        start, concurrency = self.clock(), self.running
         try:
             yield
         except BaseException:
-            # Cut short (the budget ran out) or failed: it says the model did not
-            # keep up with `concurrency`, so it counts as one lookup in all that time.
-            concurrency = 1
+            # Cut short (the budget ran out) or failed: the model did not keep up.
+            self._count(-1)
+            self.rate.ended_one(done=False)
             raise
+        else:
+            self._count(-1)
+            self.rate.ended_one(done=True)
         finally:
-            self.rate.add(concurrency, self.clock() - start)
-            self.running -= 1
             self._wake()
 
+    def _count(self, change: int) -> None:
+        """Change `running`, first crediting the rate with the busy time since the last change."""
+        now = self.clock()
+        self.rate.advance(now - self._since, self.running)
+        self._since = now
+        self.running += change
+
     async def _enter(self) -> None:
-        reason = shed_reason(self.waiting, self.settings, self.rate.per_s, self.running)
+        reason = shed_reason(self.waiting, self.settings, self.rate.measured, self.running)
         if reason is not None:
             raise LookupShed(reason)
         if (self.running < self.limit or self.running == 0) and not self._waiters:
-            self.running += 1
+            self._count(1)
             return
         await self._wait()
 
     async def _wait(self) -> None:
         """Queue until `_wake` counts us in `running`, or refuse at the start deadline."""
-        rate = self.rate.per_s
-        own = 1.0 / rate if rate > 0.0 else 0.0
-        deadline = max(0.0, self.settings.budget_s * HEADROOM - self.limit * own)
+        measured = self.rate.measured
+        own = 0.0 if measured is None else measured.lookup_s
+        deadline = max(0.0, self.settings.budget_s * HEADROOM - own)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -160,7 +224,7 @@ class LookupGate:
             ) from None
         except asyncio.CancelledError:
             if _admitted(waiter):  # admitted just as the caller gave up: pass the slot on
-                self.running -= 1
+                self._count(-1)
                 self._wake()
             raise
         finally:
@@ -173,7 +237,7 @@ class LookupGate:
         while self._waiters and (self.running < self.limit or self.running == 0):
             waiter = self._waiters.popleft()
             if not waiter.done():
-                self.running += 1
+                self._count(1)
                 waiter.set_result(None)
 
 

@@ -147,8 +147,9 @@ class CacheSettings:
     A lookup slower than `lookup_budget_ms` fails open. `candidates` is how many
     nearest entries a lookup considers. See the module docstring for
     `share_across_credentials`. Per embeddings backend, as many semantic lookups
-    run at once (sharing model calls) as the measured lookup rate finishes within
-    the budget, at most `max_lookups_in_flight`, and `max_lookups_queued` more
+    run at once (sharing model calls) as the measured lookup rate, batching
+    allowed for, finishes within the budget, at most `max_lookups_in_flight`,
+    and `max_lookups_queued` more
     wait; a lookup refused at admission (queue full, or expected to finish past
     the budget) fails open at once, counted in
     `reprise_cache_lookups_shed_total` (`reprise._gateway.admission`). Exact

@@ -3,46 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
 from reprise._exceptions import CacheError, LookupShed
 from reprise._gateway.admission import (
+    BATCH_GAIN,
     AdmissionSettings,
     LookupGate,
+    Measured,
+    batch_gain,
     running_limit,
     shed_reason,
 )
 
 SETTINGS = AdmissionSettings(in_flight=64, queued=8, budget_s=0.25)
+ALONE_100 = Measured(rate=100.0, concurrency=1.0)  # one lookup at a time, 10 ms each
 
 
-def test_as_many_run_at_once_as_the_measured_rate_finishes_within_the_budget() -> None:
-    assert running_limit(SETTINGS, rate=0.0) == 64  # not measured yet: the configured cap
-    assert running_limit(SETTINGS, rate=100.0) == 20  # 100/s x 0.25 s x headroom 0.8
-    assert running_limit(SETTINGS, rate=1000.0) == 64
-    assert running_limit(SETTINGS, rate=1.0) == 1
+def test_a_batch_runs_faster_than_its_lookups_one_by_one() -> None:
+    assert batch_gain(1) == pytest.approx(1.0)
+    assert 1.5 < batch_gain(32) < BATCH_GAIN
+    assert ALONE_100.lookup_s == pytest.approx(0.01)
+    assert ALONE_100.seconds(1) == pytest.approx(0.01)
+    assert ALONE_100.seconds(32) == pytest.approx(32 / (100 * batch_gain(32)))
+    batched = Measured(rate=300.0, concurrency=32.0)  # the gain is in the rate already
+    assert batched.seconds(32) == pytest.approx(32 / 300)
+    assert Measured(rate=0.0, concurrency=1.0).seconds(1) == math.inf
+
+
+def test_as_many_run_at_once_as_the_measurement_finishes_within_the_budget() -> None:
+    assert running_limit(SETTINGS, None) == 64  # not measured yet: the configured cap
+    limit = running_limit(SETTINGS, ALONE_100)
+    assert limit == 31  # 20 one by one in 0.2 s; batched, more
+    assert ALONE_100.seconds(limit) <= 0.2 < ALONE_100.seconds(limit + 1)
+    assert running_limit(SETTINGS, Measured(1000.0, 1.0)) == 64
+    assert running_limit(SETTINGS, Measured(1.0, 1.0)) == 1
+    assert running_limit(SETTINGS, Measured(0.0, 1.0)) == 1
 
 
 def test_a_lookup_alone_is_admitted_whatever_the_rate() -> None:
-    assert shed_reason(0, SETTINGS, rate=0.1, running=0) is None
+    assert shed_reason(0, SETTINGS, Measured(0.1, 1.0), running=0) is None
 
 
-def test_a_lookup_that_finishes_in_time_at_the_measured_rate_is_admitted() -> None:
-    assert shed_reason(0, SETTINGS, rate=100.0, running=19) is None  # 20 / 100/s = 0.2 s
-    assert shed_reason(5, SETTINGS, rate=0.0, running=64) is None  # nothing measured yet
+def test_a_lookup_that_finishes_within_the_budget_is_admitted() -> None:
+    assert shed_reason(0, SETTINGS, ALONE_100, running=30) is None  # 31 in 0.2 s
+    assert shed_reason(1, SETTINGS, ALONE_100, running=31) is None  # 33 in 0.21 s: may wait
+    assert shed_reason(5, SETTINGS, None, running=64) is None  # nothing measured yet
 
 
 def test_a_lookup_that_could_not_finish_within_the_budget_is_refused() -> None:
-    reason = shed_reason(3, SETTINGS, rate=100.0, running=17)
-    assert reason == (
-        "overloaded: 17 lookups running, 3 queued, 100 done per second: "
-        "expected done in 210 ms > budget 250 ms"
-    )
+    reason = shed_reason(3, SETTINGS, Measured(100.0, 20.0), running=22)
+    assert reason is not None
+    assert reason.startswith("overloaded: 22 lookups running, 3 queued, 100 done per second: ")
+    assert reason.endswith(" ms > budget 250 ms")
 
 
 def test_a_full_queue_refuses() -> None:
-    assert shed_reason(8, SETTINGS, rate=0.0, running=64) == "lookup queue full (8 waiting)"
+    assert shed_reason(8, SETTINGS, None, running=64) == "lookup queue full (8 waiting)"
 
 
 def test_a_shed_lookup_fails_open_like_any_cache_error() -> None:
@@ -61,6 +80,15 @@ async def hold(gate: LookupGate, entered: list[int], index: int, release: asynci
     async with gate.admit():
         entered.append(index)
         await release.wait()
+
+
+async def hold_many(gate: LookupGate, count: int) -> tuple[list[asyncio.Task[None]], asyncio.Event]:
+    """`count` lookups admitted and running until the event is set."""
+    release = asyncio.Event()
+    tasks = [asyncio.create_task(hold(gate, [], i, release)) for i in range(count)]
+    await asyncio.sleep(0)
+    assert gate.running == count
+    return tasks, release
 
 
 async def test_lookups_beyond_the_slots_wait_and_start_in_arrival_order() -> None:
@@ -96,17 +124,56 @@ async def test_a_full_queue_refuses_at_once_without_running_the_lookup() -> None
     assert entered == [0, 1]
 
 
-async def test_the_rate_comes_from_how_long_lookups_took() -> None:
+async def test_the_rate_is_lookups_done_per_second_of_busy_time() -> None:
     clock = FakeClock()
-    gate = LookupGate(AdmissionSettings(in_flight=8, queued=8, budget_s=0.25), clock=clock)
+    gate = LookupGate(AdmissionSettings(in_flight=64, queued=8, budget_s=0.25), clock=clock)
+    assert gate.rate.measured is None
     async with gate.admit():
-        clock.now += 0.2  # one lookup alone took 200 ms: 5 per second
-    assert gate.rate.per_s == pytest.approx(5.0)
+        clock.now += 0.05  # one lookup alone took 50 ms: 20 per second
+    first = gate.rate.measured
+    assert first is not None
+    assert (first.rate, first.concurrency) == (pytest.approx(20.0), 1.0)
+    clock.now += 10.0  # idle time counts for nothing
+    tasks, release = await hold_many(gate, 4)
+    clock.now += 0.1  # four in one model batch, done in 100 ms
+    release.set()
+    await asyncio.gather(*tasks)
+    # 5 done in 0.15 s of busy time, the older weighing less: the rate rose with the batch.
+    measured = gate.rate.measured
+    assert measured is not None
+    assert 30.0 < measured.rate < 40.0
+    assert 2.0 < measured.concurrency < 4.0
+
+
+async def test_quick_lookups_let_a_batch_in_and_refuse_what_would_be_late() -> None:
+    clock = FakeClock()
+    gate = LookupGate(AdmissionSettings(in_flight=64, queued=64, budget_s=0.25), clock=clock)
+    async with gate.admit():
+        clock.now += 0.01  # one lookup alone in 10 ms: 20 in 0.2 s one by one
+    tasks, release = await hold_many(gate, 31)  # batched, 31 finish in time
+    tasks.append(asyncio.create_task(hold(gate, [], 31, release)))  # would, after a wait
+    await asyncio.sleep(0)
+    assert (gate.running, gate.waiting) == (31, 1)
+    late = [asyncio.create_task(hold(gate, [], 32 + i, release)) for i in range(8)]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(*tasks)  # the one that waited too
+    outcomes = await asyncio.gather(*late, return_exceptions=True)
+    shed = [str(o) for o in outcomes if isinstance(o, LookupShed)]
+    assert shed
+    assert all(s.startswith("overloaded: 31 lookups running") for s in shed)
+
+
+async def test_slow_lookups_are_admitted_only_as_many_as_finish_in_time() -> None:
+    clock = FakeClock()
+    gate = LookupGate(AdmissionSettings(in_flight=64, queued=8, budget_s=0.25), clock=clock)
+    async with gate.admit():
+        clock.now += 0.2  # one lookup alone took 200 ms: 5 per second, the model lags
     assert gate.limit == 1
     release = asyncio.Event()
     running = asyncio.create_task(hold(gate, [], 0, release))
     await asyncio.sleep(0)
-    # Behind one lookup at 5 per second, a second would be done in 400 ms: refused now.
+    # With one running at 5 per second, a second would be done in about 370 ms: refused now.
     with pytest.raises(LookupShed, match="overloaded: 1 lookups running, 0 queued, 5 done"):
         await hold(gate, [], 1, release)
     release.set()
@@ -146,7 +213,7 @@ async def test_a_caller_giving_up_in_the_queue_leaves_no_slot_taken() -> None:
     assert entered == [1]
 
 
-async def test_slow_lookups_shed_new_ones_until_a_lone_one_shows_the_load_is_gone() -> None:
+async def test_slow_lookups_shed_new_ones_until_quick_ones_show_the_load_is_gone() -> None:
     clock = FakeClock()
     gate = LookupGate(AdmissionSettings(in_flight=8, queued=8, budget_s=0.25), clock=clock)
     async with gate.admit():
@@ -156,24 +223,24 @@ async def test_slow_lookups_shed_new_ones_until_a_lone_one_shows_the_load_is_gon
     await asyncio.sleep(0)
     with pytest.raises(LookupShed, match="overloaded"):
         await hold(gate, [], 1, release)
-    clock.now += 0.01  # the lone lookup was quick: the rate rises
-    release.set()
-    await running
+    for _ in range(20):  # lone lookups of 10 ms: the rate rises
+        clock.now += 0.01
+        release.set()
+        await running
+        release = asyncio.Event()
+        running = asyncio.create_task(hold(gate, [], 0, release))
+        await asyncio.sleep(0)
     assert gate.limit >= 2
-    entered: list[int] = []
-    both = asyncio.Event()
-    first = asyncio.create_task(hold(gate, entered, 2, both))
+    second = asyncio.create_task(hold(gate, [], 1, release))
     await asyncio.sleep(0)
-    second = asyncio.create_task(hold(gate, entered, 3, both))
-    await asyncio.sleep(0)
-    both.set()
-    await asyncio.gather(first, second)
-    assert entered == [2, 3]
+    assert gate.running == 2
+    release.set()
+    await asyncio.gather(running, second)
 
 
-async def test_a_lookup_cut_short_counts_as_one_in_all_its_time() -> None:
+async def test_lookups_cut_short_complete_nothing_in_all_their_time() -> None:
     clock = FakeClock()
-    gate = LookupGate(AdmissionSettings(in_flight=8, queued=8, budget_s=0.25), clock=clock)
+    gate = LookupGate(AdmissionSettings(in_flight=64, queued=8, budget_s=0.25), clock=clock)
     entered: list[int] = []
     gate_open = asyncio.Event()
     tasks = [asyncio.create_task(hold(gate, entered, i, gate_open)) for i in range(4)]
@@ -184,4 +251,12 @@ async def test_a_lookup_cut_short_counts_as_one_in_all_its_time() -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     assert gate.running == 0
-    assert gate.rate.per_s == pytest.approx(4.0)  # 1 / 0.25 s each, not 4 / 0.25 s
+    assert gate.rate.measured == Measured(0.0, 4.0)  # measured, and nothing done
+    assert gate.limit == 1
+    release = asyncio.Event()
+    alone = asyncio.create_task(hold(gate, [], 0, release))  # alone: admitted
+    await asyncio.sleep(0)
+    with pytest.raises(LookupShed, match="overloaded"):
+        await hold(gate, [], 1, release)
+    release.set()
+    await alone
