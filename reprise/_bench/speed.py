@@ -259,6 +259,7 @@ async def measure(
     direct = upstream_url + "/v1/chat/completions"
     results: dict[str, dict[str, Any]] = {w: {} for w in WORKLOADS}
     traces: dict[str, Any] = {}
+    misses: dict[str, Any] = {}
     await _warm_up(target)
     for level, requests in plan:
         if target.clear is not None:
@@ -288,8 +289,10 @@ async def measure(
                 )
             if workload == "semantic":
                 traces[str(level)] = trace_steps(outcomes)
+            elif workload == "miss":
+                misses[str(level)] = miss_steps(outcomes)
             await asyncio.sleep(0.5)  # let the last misses' stores land
-    return {"workloads": results, "trace": traces}
+    return {"workloads": results, "trace": traces, "miss_trace": misses}
 
 
 def summarise(outcomes: Sequence[Outcome], wall: float, only: str | None = None) -> dict[str, Any]:
@@ -331,6 +334,33 @@ def trace_steps(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
         for key, v in steps.items()
         if v
     }
+
+
+def miss_steps(outcomes: Sequence[Outcome]) -> dict[str, float]:
+    """Where a miss's time goes, medians (ms) over the traced misses: the lookup and its
+    steps, the time until the backend was called, the backend, and what came after it
+    (the response through the gateway and the client)."""
+    steps: dict[str, list[float]] = {}
+    for o in outcomes:
+        if o.cache != "miss" or not o.trace:
+            continue
+        by_step = {step["step"]: step for step in json.loads(o.trace)}
+        lookup, backend = by_step.get("lookup"), by_step.get("backend")
+        if lookup is None or backend is None or "ms" not in backend:
+            continue
+        start = float(backend["at_ms"]) - float(backend["ms"])
+        found = {
+            "lookup_ms": float(lookup["at_ms"]),
+            "embed_ms": float(lookup["embed_ms"]),
+            "search_ms": float(lookup["search_ms"]),
+            "verify_ms": float(lookup["verify_ms"]),
+            "to_backend_ms": start,
+            "backend_ms": float(backend["ms"]),
+            "after_backend_ms": o.seconds * 1e3 - float(backend["at_ms"]),
+        }
+        for key, value in found.items():
+            steps.setdefault(key, []).append(value)
+    return {key: statistics.median(values) for key, values in steps.items()}
 
 
 async def upstream_calls(upstream_url: str) -> int:
@@ -488,6 +518,10 @@ def _trace_line(cells: dict[str, Any]) -> str:
             for k, v in steps.items()
         )
         parts.append(f"- semantic hits at c={level}, lookup steps p50 / p99 / max ms: {text}")
+    for level, steps in cells.get("miss_trace", {}).items():
+        if steps:
+            text = ", ".join(f"{k.removesuffix('_ms')} {v:.2f}" for k, v in steps.items())
+            parts.append(f"- misses at c={level}, p50 ms: {text}")
     return "\n".join(parts)
 
 

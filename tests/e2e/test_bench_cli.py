@@ -123,6 +123,9 @@ def test_bench_speed_measures_hits_and_misses_through_the_gateway(tmp_path: Path
         steps = store["trace"][level]
         assert set(steps) == {"embed_ms", "search_ms", "verify_ms"}
         assert 0 < steps["embed_ms"]["p50"] <= steps["embed_ms"]["max"]
+        miss = store["miss_trace"][level]
+        assert 0 < miss["embed_ms"] <= miss["lookup_ms"] <= miss["to_backend_ms"]
+        assert miss["backend_ms"] > 0
     ratios = store["ratios"]
     assert ratios["levels"] == [1, 3]
     assert ratios["failed_at_top"] == 0
