@@ -80,7 +80,7 @@ from reprise._gateway.proxy import (
 )
 from reprise._gateway.singleflight import Flight, SingleFlight, lock_for
 from reprise._gateway.target import check_target
-from reprise._gateway.trace import Trace, log_event, log_request, wants_trace
+from reprise._gateway.trace import Trace, log_event, log_request, logs_requests, wants_trace
 from reprise._plugins import make_rate_limiter
 from reprise._protocols import Hit, Lookup, RateLimiter
 from reprise._request import (
@@ -666,6 +666,8 @@ class Gateway:
             self.metrics.observe(self.metrics.request_seconds, elapsed / 1e3, api, cache_status)
         if ex.noted is not None:
             self.ledger.finished(ex, cache_status, status, elapsed)
+        if not logs_requests():
+            return
         record: dict[str, Any] = {
             "event": "request",
             "method": ex.scope["method"],

@@ -132,14 +132,28 @@ def declared_length(scope: Scope, limit: int) -> bytes | None:
 
 async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
     declared_length(scope, limit)
-    chunks = [chunk async for chunk in body_chunks(receive, limit)]
+    # A body in one message (a client's JSON, nearly always) skips the chunk
+    # generator: an async generator per request showed in the exact hit's profile.
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise too_large(limit)
+        return body
+    chunks = [chunk async for chunk in body_chunks(receive, limit, first=message)]
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+async def body_chunks(
+    receive: Receive, limit: int, *, first: Message | None = None
+) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive (`first`: a message already received)."""
     size = 0
     while True:
-        message = await receive()
+        if first is not None:
+            message, first = first, None
+        else:
+            message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone()
         chunk: bytes = message.get("body", b"")

@@ -51,6 +51,11 @@ def wants_trace(value: bytes | None) -> bool:
     return value is not None and value.strip().lower() in (b"true", b"1", b"yes")
 
 
+def logs_requests() -> bool:
+    """Whether request lines are written (INFO): if not, there is no record to build."""
+    return logger.isEnabledFor(logging.INFO)
+
+
 def log_request(record: dict[str, Any]) -> None:
     """Write the request's one structured log line."""
     if logger.isEnabledFor(logging.INFO):
