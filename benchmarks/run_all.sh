@@ -4,6 +4,8 @@
 #
 #   benchmarks/run_all.sh                          # everything
 #   STEPS="speed peers" benchmarks/run_all.sh      # some steps, then RESULTS.md again
+#   STEPS="speed peers" PEER_PAIRS=20 SPEED_ARGS="--concurrency 1 --requests 20 \
+#       --concurrency 8 --requests 32" benchmarks/run_all.sh   # a quick check of the scripts
 #
 # Run it on an otherwise idle machine: the load average is recorded at the start of
 # each step, and the ratios to the floors (measured in the same run) are what compare.
@@ -20,7 +22,7 @@ STEPS=${STEPS:-"quality ood speed peers"}
 QUALITY_PAIRS=${QUALITY_PAIRS:-4000}  # seeded sample of QQP dev (23,735 pairs in all)
 OOD_PAIRS=${OOD_PAIRS:-1500}          # seeded sample of each of SICK, MRPC, STS-B
 PEER_PAIRS=${PEER_PAIRS:-200}         # pairs of QQP dev for the peers' quality (2 requests each)
-SPEED=(--concurrency 1 --requests 200 --concurrency 32 --requests 384)
+read -r -a SPEED <<< "${SPEED_ARGS:---concurrency 1 --requests 200 --concurrency 32 --requests 384}"
 mkdir -p "$OUT"
 
 has() { [[ " $STEPS " == *" $1 "* ]]; }

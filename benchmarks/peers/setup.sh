@@ -17,5 +17,5 @@ make_venv() {  # name, packages...
 make_venv litellm 'litellm[proxy]==1.106.2' 'redisvl==0.28.0'
 make_venv gptcache 'gptcache==0.1.44' 'faiss-cpu==1.15.1' 'sqlalchemy>=2' \
     'starlette>=0.37' 'uvicorn>=0.30' 'httpx>=0.27' 'numpy>=1.26'
-.venv-litellm/bin/python -c "import litellm, importlib.metadata as m; print('litellm', m.version('litellm'))"
+LITELLM_LOCAL_MODEL_COST_MAP=True .venv-litellm/bin/python -c "import litellm, importlib.metadata as m; print('litellm', m.version('litellm'))"
 .venv-gptcache/bin/python -c "import gptcache, faiss; print('gptcache', gptcache.__version__)"
