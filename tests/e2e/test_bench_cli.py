@@ -104,6 +104,7 @@ def test_bench_speed_measures_hits_and_misses_through_the_gateway(tmp_path: Path
     assert 0 < floors["round_trip"]["p50_ms"] <= floors["round_trip"]["p99_ms"]
     assert 0 < floors["model_p50_ms"] <= floors["model_p99_ms"]
     assert floors["model_batch_texts_per_s"] > 0
+    assert floors["model_after_idle_p50_ms"] > 0
     (store,) = result["stores"].values()
     workloads = store["workloads"]
     for level in ("1", "3"):
