@@ -322,10 +322,10 @@ _VAGUE = frozenset(("several", "many", "few", "some", "multiple", "countless", "
 _NUMERAL = re.compile(r"(\d+(?:\.\d+)?)(?:st|nd|rd|th)?")
 
 
-# Memoised, as are `numbers` and `quantities` (never mutated by their callers): the
-# checks and the verifier's features ask them for the same words and prompts several
-# times per candidate, and they were a fifth of the verifier's time on the event loop.
-@lru_cache(maxsize=8192)
+# Memoised by word (the checks ask for every word's number several times per
+# candidate; with `re`'s pattern cache that was a fifth of the verifier's time on the
+# event loop), only for words short enough that 4,096 of them stay small.
+@_memo_short
 def _number(word: str) -> float | None:
     word = word.replace(",", "")
     m = _NUMERAL.fullmatch(word)
@@ -348,7 +348,6 @@ def _numbers_at(words: Sequence[str]) -> list[tuple[int, float]]:
     ]
 
 
-@lru_cache(maxsize=4096)
 def numbers(tokens: Tokens) -> Counter[float]:
     return Counter(n for _, n in _numbers_at(tokens.words))
 
@@ -388,7 +387,6 @@ def unit_conflict(a: Tokens, b: Tokens) -> bool:
     return numbers(a) == numbers(b) and quantities(a) != quantities(b)
 
 
-@lru_cache(maxsize=4096)
 def quantities(tokens: Tokens) -> Counter[tuple[float, str]]:
     """Each number with the unit next to it ("5 km", "$5", "5 %")."""
     out: Counter[tuple[float, str]] = Counter()
