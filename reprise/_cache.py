@@ -82,7 +82,7 @@ class SemanticCache:
     `":memory:"`, a `redis://` URL or a `VectorStore`; `embedder` is `"local"`, a
     model directory, an embeddings endpoint URL or an `Embedder`. `verifier`
     decides among the candidates within the threshold: by default rule checks
-    and a learned score (`reprise._verify`) at target precision 0.90, whose
+    and a learned score (`reprise._verify`) at target precision 0.95, whose
     cut-offs are calibrated under the default threshold 0.2: the threshold is the
     outer edge of the grey zone, the verifier decides within it.
     `ThresholdVerifier()` serves the nearest candidate, plain similarity caching

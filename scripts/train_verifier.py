@@ -1,14 +1,22 @@
-"""Train the verifier's learned combiner and write reprise/_data/verifier.json.
+"""Train the verifier's models on a mix of sources; write reprise/_data/verifier.json.
 
-    .venv/bin/python scripts/train_verifier.py [--data ../shared/data] [--out FILE]
+    .venv/bin/python scripts/train_verifier.py [--data ../shared/data] [--report FILE]
 
-Reproducible: the local model's token embeddings (one pass, cached under
---cache), then a logistic regression over the verifier's cheap features
-(bi-encoder distance, rule flags, alignment gaps, lexical overlap), fitted on
-the QQP dev pairs with cross-validation grouped by `group`, so that no question
-is in both the fitted and the scored folds. The operating points (probability
-cut-offs per target precision) are read off the out-of-fold scores, never off
-rows the model was fitted on. `--report` prints per-dataset figures instead.
+Reproducible from `../shared/data`: the mix of `scripts/verifier_mix.py` (QQP, MRPC,
+STS-B, SICK and the LLM paraphrases, less their held-out parts, plus synthetic
+one-fact changes and chat-style rewordings generated from those training texts),
+the local model's token vectors of every text (cached under --cache), then:
+
+- two logistic combiners over the verifier's cheap features (bi-encoder distance,
+  rule flags, alignment gaps, lexical overlap), "align" and "lexical";
+- the interaction head over both prompts' word vectors (`verifier_head.py`),
+  several seeds averaged, blended with the align combiner.
+
+Everything is fitted with cross-validation grouped by each row's `key` (a QQP
+group, else the seed text), so no text is in both the fitted and the scored
+folds. Each target precision's cut-off is read off the out-of-fold scores, with
+every source family weighing the same, so that no one dataset's label noise sets
+it. `--report` writes the per-source precision and recall at each target.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ import json
 import pickle
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from reprise._bench.data import Pair, load_pairs  # noqa: E402
-from reprise._verify.align import ALIGN_FEATURES, Words, merge_pieces  # noqa: E402
+from verifier_mix import Row, mix  # noqa: E402
+
+from reprise._verify.align import Words, merge_pieces  # noqa: E402
 from reprise._verify.model import (  # noqa: E402
     FEATURES,
     LEXICAL_FEATURES,
@@ -44,64 +55,52 @@ FOLDS = 5
 CEILING = 0.2
 # The pairs the combiner is fitted on (distance <= ZONE, no rule conflict).
 ZONE = 0.15
-TARGETS = (0.80, 0.85, 0.90, 0.95)
+TARGETS = (0.80, 0.85, 0.90, 0.95, 0.97, 0.98, 0.99)
 # The interaction head's training zone, and the weight of the combiner's logit
 # in the verifier's score; both chosen on the out-of-fold recall.
 HEAD_ZONE = 0.3
 COMBINER_WEIGHT = 0.25
 
 
-CONSTRUCTED = ROOT / "tests" / "data" / "constructed_pairs.jsonl"
+Table = dict[str, tuple[Words, np.ndarray]]
 
 
-def datasets(data: Path) -> dict[str, list[Pair]]:
-    out = {"qqp": load_pairs(data / "qqp_dev.jsonl"), "constructed": load_pairs(CONSTRUCTED)}
-    for name, rel in {
-        "sick": "sick/SICK_train.txt",
-        "mrpc": "mrpc/msr_paraphrase_train.txt",
-        "stsb": "stsb/sts-train.csv",
-    }.items():
-        if (data / rel).is_file():
-            out[name] = load_pairs(data / rel)
-    return out
-
-
-async def _embed_all(texts: list[str]) -> dict[str, tuple[Words, np.ndarray]]:
+async def _embed(texts: list[str]) -> Table:
     from reprise._embedders.local import LocalEmbedder
 
     embedder = LocalEmbedder(threads=2)
-    out: dict[str, tuple[Words, np.ndarray]] = {}
+    out: Table = {}
     try:
         for start in range(0, len(texts), 256):
             batch = texts[start : start + 256]
             for text, te in zip(batch, await embedder.embed_tokens(batch), strict=True):
                 w = merge_pieces(te.tokens, te.vectors)
-                w = Words(w.words, w.vectors.astype(np.float16), w.content)
-                out[text] = (w, te.sentence)
-            if start % 5120 == 0:
-                print(f"  embedded {start + len(batch)}/{len(texts)}", file=sys.stderr)
+                out[text] = (Words(w.words, w.vectors.astype(np.float16), w.content), te.sentence)
     finally:
         await embedder.aclose()
     return out
 
 
-def token_cache(
-    name: str, pairs: Sequence[Pair], cache: Path
-) -> dict[str, tuple[Words, np.ndarray]]:
-    texts = sorted({t for p in pairs for t in (p.text_a, p.text_b)})
-    digest = zlib.crc32("\n".join(texts).encode())
-    path = cache / f"{name}-{digest:08x}.pkl"
+def token_cache(rows: Sequence[Row], cache: Path) -> Table:
+    """Every text's words and sentence vector, kept under `cache` as they are computed
+    (an interrupted run, or a changed mix, embeds only the texts not seen before)."""
+    path = cache / "tokens.pkl"
+    table: Table = {}
     if path.is_file():
         with path.open("rb") as f:
-            return pickle.load(f)  # our own cache file
-    table = asyncio.run(_embed_all(texts))
-    cache.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        pickle.dump(table, f)
+            table = pickle.load(f)  # our own cache file
+    missing = sorted({t for r in rows for t in (r.text_a, r.text_b)} - table.keys(), key=len)
+    for start in range(0, len(missing), 4096):
+        table.update(asyncio.run(_embed(missing[start : start + 4096])))
+        cache.mkdir(parents=True, exist_ok=True)
+        with path.with_suffix(".tmp").open("wb") as f:
+            pickle.dump(table, f)
+        path.with_suffix(".tmp").replace(path)
+        print(f"  embedded {min(start + 4096, len(missing))}/{len(missing)}", file=sys.stderr)
     return table
 
 
-def feature_matrix(pairs: Sequence[Pair], table: dict[str, tuple[Words, np.ndarray]]) -> np.ndarray:
+def feature_matrix(pairs: Sequence[Row], table: Table) -> np.ndarray:
     rows = []
     for p in pairs:
         wa, va = table[p.text_a]
@@ -114,8 +113,32 @@ def feature_matrix(pairs: Sequence[Pair], table: dict[str, tuple[Words, np.ndarr
     return np.asarray(rows, dtype=np.float64)
 
 
-def fold_of(group: str | None, text: str) -> int:
-    return zlib.crc32((group or text).encode()) % FOLDS
+def fold_of(row: Row) -> int:
+    return zlib.crc32(row.key.encode()) % FOLDS
+
+
+def family(source: str) -> str:
+    negative = source.startswith("syn-") and source not in ("syn-surface", "syn-reword")
+    return "synthetic negatives" if negative else source
+
+
+def balance(sources: Sequence[str], labels: Sequence[int]) -> np.ndarray:
+    """Per-row weights: the rewordings and the look-alikes weigh the same in total, and
+    within each, every source family does. Precision then means the share of served
+    pairs that are right when a cache sees as many look-alikes as rewordings, whatever
+    each dataset's own mix of labels."""
+    cells = [(family(s), y) for s, y in zip(sources, labels, strict=True)]
+    counts = Counter(cells)
+    per_class = Counter(y for _, y in counts)
+    return np.array([1.0 / (counts[c] * per_class[c[1]]) for c in cells])
+
+
+def cutoff_at(s: np.ndarray, y: np.ndarray, w: np.ndarray, precision: float) -> float:
+    """The lowest finite cut-off whose served rows reach weighted `precision`."""
+    order = np.argsort(-s, kind="stable")
+    good, total = np.cumsum((w * y)[order]), np.cumsum(w[order])
+    ok = np.nonzero((good / np.maximum(total, 1e-12) >= precision) & np.isfinite(s[order]))[0]
+    return float(s[order][ok.max()]) if ok.size else float("inf")
 
 
 class Logistic:
@@ -146,30 +169,6 @@ class Logistic:
         return ((x - self.mean) / self.scale) @ self.coef + self.intercept
 
 
-def recall_at(scores: np.ndarray, y: np.ndarray, precision: float) -> tuple[float, float]:
-    """Best recall with precision >= `precision` when serving scores >= a cut-off; (recall, cut)."""
-    order = np.argsort(-scores, kind="stable")
-    tp = np.cumsum(y[order])
-    n = np.arange(1, len(y) + 1)
-    prec = tp / n
-    ok = np.nonzero(prec >= precision)[0]
-    if ok.size == 0:
-        return 0.0, float("inf")
-    i = ok.max()
-    return float(tp[i] / max(y.sum(), 1)), float(scores[order][i])
-
-
-# Variants measured in the report: which features, and whether rule conflicts veto.
-VARIANTS: dict[str, tuple[tuple[str, ...] | None, bool]] = {
-    "threshold (baseline)": (None, False),
-    "rules": (None, True),
-    "alignment": (("distance", "distance_sq", *ALIGN_FEATURES), False),
-    "combiner, no alignment": (LEXICAL_FEATURES, True),
-    "combiner, no rule veto": (FEATURES, False),
-    "combiner (rules + alignment)": (FEATURES, True),
-}
-
-
 def fit(
     x: np.ndarray, y: np.ndarray, names: Sequence[str], l2: float, *, veto: bool = True
 ) -> Logistic:
@@ -183,15 +182,6 @@ def fit(
     if veto:
         keep &= ~x[:, [FEATURES.index(f"rule_{c}") for c in CHECKS]].any(axis=1)
     return Logistic(l2).fit(x[keep][:, cols], y[keep])
-
-
-def scores_for(
-    x: np.ndarray, names: tuple[str, ...] | None, veto: bool, model: Logistic | None
-) -> np.ndarray:
-    """Higher = more confident it is the same request; vetoed pairs get -inf."""
-    if names is None or model is None:
-        return masked(x, -x[:, FEATURES.index("distance")], veto=veto, learned=False)
-    return masked(x, model.logit(x[:, [FEATURES.index(n) for n in names]]), veto=veto)
 
 
 def masked(x: np.ndarray, s: np.ndarray, *, veto: bool = True, learned: bool = True) -> np.ndarray:
@@ -213,96 +203,22 @@ def unscored(x: np.ndarray) -> np.ndarray:
     return (x[:, FEATURES.index("same_words")] > 0) | np.array([reworded(row) for row in x])
 
 
-def rate_table(scores: np.ndarray, y: np.ndarray, cut: float) -> tuple[float, float, float, float]:
-    """Hit rate, precision, recall and false-hit rate when serving scores >= cut."""
-    hit = scores >= cut
-    n_hit = max(int(hit.sum()), 1)
-    return (
-        float(hit.mean()),
-        float((hit & (y == 1)).sum() / n_hit) if hit.any() else float("nan"),
-        float((hit & (y == 1)).sum() / max(int(y.sum()), 1)),
-        float((hit & (y == 0)).mean()),
-    )
-
-
-def report(
-    sets: dict[str, list[Pair]],
-    x_of: dict[str, np.ndarray],
-    ceiling: float,
-    l2: float,
-    head_scores: dict[str, np.ndarray],
-) -> str:
-    """Markdown tables: every variant on every set, QQP out-of-fold (grouped by `group`).
-
-    `head_scores` are the shipped default's scores per set (QQP: out of fold).
-    """
-    qqp = sets["qqp"]
-    y_q = np.array([p.label for p in qqp], dtype=np.float64)
-    folds = np.array([fold_of(p.group, p.text_a) for p in qqp])
-    lines = [
-        f"Default operating point: distance ceiling {ceiling} (the cache's `score_threshold`), "
-        "the learned score's cut-off for target precision 0.90 (out-of-fold on QQP dev).",
-        "",
-        "| variant | set | recall @P0.85 | recall @P0.90 | hit rate | precision | recall "
-        "| false-hit rate | false hits: hard negatives | number mismatches | contradictions |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for variant, (names, veto) in VARIANTS.items():
-        oof = np.full(len(y_q), -np.inf)
-        for k in range(FOLDS):
-            model = (
-                fit(x_of["qqp"][folds != k], y_q[folds != k], names, l2, veto=veto)
-                if names
-                else None
-            )
-            part = folds == k
-            oof[part] = scores_for(x_of["qqp"][part], names, veto, model)
-        full = fit(x_of["qqp"], y_q, names, l2, veto=veto) if names else None
-        scores = {
-            name: oof if name == "qqp" else scores_for(x_of[name], names, veto, full)
-            for name in sets
-        }
-        lines += _report_rows(variant, sets, x_of, scores, ceiling, learned=bool(names))
-    lines += _report_rows(DEFAULT_VARIANT, sets, x_of, head_scores, ceiling, learned=True)
-    return "\n".join(lines) + "\n"
-
-
-DEFAULT_VARIANT = "default (rules + head + combiner)"
-
-
-def _report_rows(
-    variant: str,
-    sets: dict[str, list[Pair]],
-    x_of: dict[str, np.ndarray],
-    scores: dict[str, np.ndarray],
-    ceiling: float,
-    *,
-    learned: bool,
-) -> list[str]:
-    """One row per set; the operating point is the QQP cut-off for precision 0.90."""
-    y_q = np.array([p.label for p in sets["qqp"]], dtype=np.float64)
-    within = {name: x_of[name][:, 0] <= ceiling for name in sets}
-    cut = recall_at(np.where(within["qqp"], scores["qqp"], -np.inf), y_q, 0.90)[1]
-    cut = cut if learned else -ceiling
-    rows = []
-    for name, pairs in sets.items():
-        y = np.array([p.label for p in pairs], dtype=np.float64)
-        s = np.where(within[name], scores[name], -np.inf)
-        r85, r90 = recall_at(s, y, 0.85)[0], recall_at(s, y, 0.90)[0]
-        hit_rate, precision, recall, fhr = rate_table(s, y, cut)
-        slices = []
-        for flag in ("hard_negative", "number_mismatch", "contradiction"):
-            mask = np.array([bool(p.flags.get(flag)) and p.label == 0 for p in pairs])
-            slices.append(f"{(s[mask] >= cut).mean():.1%}" if mask.any() else "-")
-        rows.append(
-            f"| {variant} | {name} | {r85:.3f} | {r90:.3f} | {hit_rate:.1%} | "
-            f"{precision:.3f} | {recall:.3f} | {fhr:.2%} | {' | '.join(slices)} |"
+def cutoffs_for(variant: str, oof: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, float]:
+    """Each target's cut-off on the balanced out-of-fold scores, printed with its recall."""
+    cutoffs = {}
+    for target in TARGETS:
+        cut = cutoff_at(oof, y, w, target)
+        cutoffs[f"{target:.2f}"] = round(cut, 6)
+        recall = float((oof[y == 1] >= cut).mean())
+        print(
+            f"{variant:8s} out-of-fold: cut-off {cut:.3f} at precision {target:.2f}, "
+            f"recall {recall:.3f}"
         )
-    return rows
+    return cutoffs
 
 
 def train(
-    x: np.ndarray, y: np.ndarray, folds: np.ndarray, ceiling: float, l2: float
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, folds: np.ndarray, ceiling: float, l2: float
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Both runtime combiners, with cut-offs read off out-of-fold scores under the ceiling.
 
@@ -318,11 +234,7 @@ def train(
             raw[variant][folds == k] = model.logit(x[folds == k][:, cols])
         oof = np.where(within, masked(x, raw[variant]), -np.inf)
         full = fit(x, y, names, l2)
-        cutoffs = {}
-        for target in TARGETS:
-            recall, cut = recall_at(oof, y, target)
-            cutoffs[f"{target:.2f}"] = round(cut, 6)
-            print(f"{variant:8s} out-of-fold recall at precision {target:.2f}: {recall:.3f}")
+        cutoffs = cutoffs_for(variant, oof, y, w)
         models[variant] = {
             "features": list(names),
             "mean": full.mean.round(6).tolist(),
@@ -334,7 +246,7 @@ def train(
     return models, raw
 
 
-def word_items(pairs: Sequence[Pair], table: dict) -> tuple[list, list]:
+def word_items(pairs: Sequence[Row], table: Table) -> tuple[list, list]:
     """Per pair: (vectors, content flags) of text_a and text_b, as the head reads them."""
     from reprise._verify.head import MAX_WORDS
 
@@ -349,6 +261,7 @@ def word_items(pairs: Sequence[Pair], table: dict) -> tuple[list, list]:
 def train_head(
     x: np.ndarray,
     y: np.ndarray,
+    w: np.ndarray,
     folds: np.ndarray,
     items: tuple[list, list],
     ceiling: float,
@@ -378,11 +291,7 @@ def train_head(
             oof[test_rows] += vh.predict(head, *_rows(a, b, xs, test_rows)) / len(vh.SEEDS)
         print(f"  head fold {k + 1}/{FOLDS}", file=sys.stderr)
     oof = np.where(x[:, 0] <= ceiling, masked(x, oof + COMBINER_WEIGHT * combiner_oof), -np.inf)
-    cutoffs = {}
-    for target in TARGETS:
-        recall, cut = recall_at(oof, y, target)
-        cutoffs[f"{target:.2f}"] = round(cut, 6)
-        print(f"head     out-of-fold recall at precision {target:.2f}: {recall:.3f}")
+    cutoffs = cutoffs_for("head", oof, y, w)
     rows = np.nonzero(zone)[0]
     heads = [vh.fit(*_rows(a, b, xs, rows), y[rows], seed) for seed in vh.SEEDS]
     _check_runtime(heads, a, b, x, mean, scale)
@@ -422,33 +331,39 @@ def _check_runtime(
             raise SystemExit(f"numpy head disagrees with torch: {got} vs {expected}")
 
 
-def shipped_scores(
-    pairs: Sequence[Pair], x: np.ndarray, table: dict, models: dict, arrays: dict
-) -> np.ndarray:
-    """The shipped verifier's scores (head + weighted combiner), through the runtime code."""
-    from reprise._verify.head import InteractionHead
-    from reprise._verify.model import Combiner
-
-    head = models["head"]
-    blend = (COMBINER_WEIGHT, Combiner.from_dict(models["align"]))
-    runtime = InteractionHead.from_arrays(
-        arrays, np.asarray(head["mean"]), np.asarray(head["scale"]), {0.9: 0.0}, blend
-    )
-    a, b = word_items(pairs, table)
-    out = [runtime.score(_words(ib), _words(ia), row) for ia, ib, row in zip(a, b, x, strict=True)]
-    return masked(x, np.asarray(out))
-
-
 def _words(item: tuple[np.ndarray, np.ndarray]) -> Words:
     """A `word_items` entry as the runtime head reads it (the words themselves unused)."""
     vectors, content = item
     return Words(("",) * len(vectors), vectors, tuple(bool(c) for c in content))
 
 
+def per_source(s: np.ndarray, y: np.ndarray, sources: Sequence[str], cuts: dict[str, float]) -> str:
+    """A markdown table: each source's precision and recall (or hit / served rate) per target."""
+    src = np.array(sources)
+    head = " | ".join(f"target {t}" for t in cuts)
+    lines = [f"| source | pairs | {head} |", "|---|---|" + "---|" * len(cuts)]
+    for name in sorted(set(sources)):
+        m = src == name
+        cells = []
+        for cut in cuts.values():
+            hit = s[m] >= cut
+            pos = int((y[m] == 1).sum())
+            tp = int((hit & (y[m] == 1)).sum())
+            if pos == int(m.sum()):
+                cells.append(f"hit {tp / pos:.1%}")
+            elif pos == 0:
+                cells.append(f"served {hit.mean():.1%}")
+            else:
+                precision = tp / hit.sum() if hit.any() else float("nan")
+                cells.append(f"P {precision:.3f} / R {tp / pos:.3f}")
+        lines.append(f"| {name} | {int(m.sum())} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/reprise-verifier-cache"))
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/reprise/verifier")
     parser.add_argument("--out", type=Path, default=ROOT / "reprise" / "_data" / "verifier.json")
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument(
@@ -456,25 +371,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--report", type=Path, default=None, help="also write tables here")
     args = parser.parse_args(argv)
-    sets = datasets(args.data)
-    if not args.report:
-        sets = {"qqp": sets["qqp"]}
-    x_of = {
-        name: feature_matrix(pairs, token_cache(name, pairs, args.cache))
-        for name, pairs in sets.items()
-    }
-    qqp = sets["qqp"]
-    y = np.array([p.label for p in qqp], dtype=np.float64)
-    folds = np.array([fold_of(p.group, p.text_a) for p in qqp])
-    models, raw = train(x_of["qqp"], y, folds, args.ceiling, args.l2)
-    table = token_cache("qqp", qqp, args.cache)
+    rows = mix(args.data)
+    table = token_cache(rows, args.cache)
+    x = feature_matrix(rows, table)
+    y = np.array([r.label for r in rows], dtype=np.float64)
+    w = balance([r.source for r in rows], [r.label for r in rows])
+    folds = np.array([fold_of(r) for r in rows])
+    models, raw = train(x, y, w, folds, args.ceiling, args.l2)
     models["head"], arrays, head_oof = train_head(
-        x_of["qqp"], y, folds, word_items(qqp, table), args.ceiling, raw["align"]
+        x, y, w, folds, word_items(rows, table), args.ceiling, raw["align"]
     )
-    meta = {
-        "trained_on": "qqp_dev.jsonl",
+    meta: dict[str, Any] = {
+        "trained_on": f"scripts/verifier_mix.py: {dict(Counter(r.source for r in rows))}",
+        "cut_offs": "out of fold, every source family weighing the same",
         "folds": FOLDS,
-        "grouped_by": "group",
+        "grouped_by": "key",
         "l2": args.l2,
         "ceiling": args.ceiling,
         "zone": ZONE,
@@ -483,13 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.write_text(json.dumps({"meta": meta, "models": models}, indent=1) + "\n")
     np.savez_compressed(args.out.with_name("verifier_head.npz"), **arrays)
     print(f"wrote {args.out}")
+    np.savez(args.cache / "oof.npz", head=head_oof, y=y, w=w, sources=[r.source for r in rows])
     if args.report:
-        scores = {"qqp": head_oof}
-        for name in sets.keys() - {"qqp"}:
-            table = token_cache(name, sets[name], args.cache)
-            scores[name] = shipped_scores(sets[name], x_of[name], table, models, arrays)
-        args.report.write_text(report(sets, x_of, args.ceiling, args.l2, scores))
-        print(f"wrote {args.report}")
+        sources = [r.source for r in rows]
+        text = per_source(head_oof, y, sources, models["head"]["cutoffs"])
+        args.report.write_text("Out-of-fold, head (the default), per source:\n\n" + text)
+        print(text)
     return 0
 
 

@@ -1,6 +1,6 @@
-"""The verifier's calibration mix: dev pairs of several sources plus synthetic hard cases.
+"""The verifier's training mix: dev pairs of several sources plus synthetic hard cases.
 
-Imported by `scripts/calibrate_verifier.py`. Every source keeps a held-out part the
+Imported by `scripts/train_verifier.py`. Every source keeps a held-out part the
 verifier never sees, so `reprise bench quality` can measure it on unseen pairs:
 
 - QQP dev, MRPC train, llm_paraphrases_dev: fold 0 of 5 is held out, exactly the
@@ -11,7 +11,8 @@ Synthetic pairs are generated from the training texts only, with a fixed seed:
 hard negatives (one fact changed: a number, a name, a direction, a unit, an
 antonym, a negation, a scope word, an ordinal, an operation), as the original
 text against the changed one and as a paraphrase of it against the changed one;
-and surface positives (a polite framing, case and punctuation).
+surface positives (a polite framing, case and punctuation); and chat-style rewordings
+(`scripts/verifier_rewords.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from verifier_rewords import reword
 
 from reprise._bench.data import Pair, load_pairs
 from reprise._verify import rules
@@ -98,7 +101,9 @@ _ORDINALS = [
 _AUX = re.compile(r"\b(is|are|was|were|can|could|does|do|did|will|would|should|has|have)\b")
 _NEGATED = re.compile(r"\b(not|never|no)\b ?|n't\b")
 _DIRECTION = re.compile(r"\bfrom ([\w ]{2,30}?) to ([\w ]{2,30}?)\b(?=[?.!,]|$| in | on | by )")
-_COMPARE = re.compile(r"\b(\w+) (than|vs\.?|versus|or) (\w+)\b")
+# "X is bigger than Y" -> "Y is bigger than X". Not "X or Y" / "X vs Y": swapped,
+# those mostly ask the same thing, and as negatives they taught the head that.
+_COMPARE = re.compile(r"\b(\w+)( (?:is|are|was|were) | )(\w+er|more \w+|less \w+) than (\w+)\b")
 _OPERATIONS = [
     ("square", "square root"), ("sum", "product"), ("mean", "median"), ("derivative", "integral"),
     ("sine", "cosine"), ("multiply", "divide"), ("add", "subtract"), ("encode", "decode"),
@@ -158,8 +163,8 @@ def _swap_direction(text: str, rng: random.Random) -> str | None:
         a, b = m.group(1), m.group(2)
         return text[: m.start()] + f"from {b} to {a}" + text[m.end() :]
     m = _COMPARE.search(text)
-    if m and rules.is_content(m.group(1).lower()) and rules.is_content(m.group(3).lower()):
-        swapped = f"{m.group(3)} {m.group(2)} {m.group(1)}"
+    if m and rules.is_content(m.group(1).lower()) and rules.is_content(m.group(4).lower()):
+        swapped = f"{m.group(4)}{m.group(2)}{m.group(3)} than {m.group(1)}"
         return text[: m.start()] + swapped + text[m.end() :]
     return None
 
@@ -186,10 +191,12 @@ def _antonym(text: str, rng: random.Random) -> str | None:
             if re.search(rf"\b{re.escape(x)}\b", text, re.I):
                 options.append((x, y))
     for group in rules._EXCLUSIVE_GROUPS:
-        members = group.split()
-        for w in members:
-            if re.search(rf"\b{w}\b", text, re.I):
-                options.append((w, rng.choice([m for m in members if m != w])))
+        members = [m.split("/") for m in group.split()]  # "kid/child": one member
+        for member in members:
+            for w in member:
+                if re.search(rf"\b{w}\b", text, re.I):
+                    other = rng.choice([m for m in members if m is not member])
+                    options.append((w, rng.choice(other)))
     if not options:
         return None
     x, y = rng.choice(options)
@@ -254,6 +261,10 @@ def _surface(text: str, rng: random.Random) -> str:
     return text.upper() if len(text) < 40 else text.capitalize()
 
 
+# Chat-style rewordings generated from the training texts (label 1).
+REWORDINGS = 4000
+
+
 def synthetic(rows: Iterable[Row], seed: int = 0, per_kind: int = 1200) -> list[Row]:
     """Hard negatives (`per_kind` of each change) and surface positives, from training rows."""
     rng = random.Random(seed)
@@ -285,6 +296,22 @@ def synthetic(rows: Iterable[Row], seed: int = 0, per_kind: int = 1200) -> list[
     for i in rng.sample(range(len(texts)), min(len(texts), 3000)):
         t = texts[i]
         out.append(Row(t, _surface(t, rng), 1, "syn-surface", t))
+    return out + _rewordings(positives, texts, rng)
+
+
+def _rewordings(positives: Sequence[Row], texts: Sequence[str], rng: random.Random) -> list[Row]:
+    """Chat-style rewordings (`verifier_rewords`): of a text, and of a natural paraphrase's
+    one side against its other side (a paraphrase reworded again is still the same request)."""
+    out: list[Row] = []
+    for i in rng.sample(range(len(texts)), min(len(texts), REWORDINGS)):
+        changed = reword(texts[i], rng)
+        if changed is not None:
+            out.append(Row(texts[i], changed, 1, "syn-reword", texts[i]))
+    for i in rng.sample(range(len(positives)), min(len(positives), REWORDINGS // 2)):
+        row = positives[i]
+        changed = reword(row.text_a, rng, kinds=1)
+        if changed is not None:
+            out.append(Row(row.text_b, changed, 1, "syn-reword", row.key))
     return out
 
 

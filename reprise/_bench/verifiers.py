@@ -20,6 +20,6 @@ VERIFIERS: dict[str, Callable[[], Verifier]] = {
     # rules and the combiner without token alignment (what a remote embedder gets)
     "lexical": lambda: LearnedVerifier(alignment=False),
     "verified": LearnedVerifier,
-    "strict": lambda: LearnedVerifier(0.95),
-    "lenient": lambda: LearnedVerifier(0.85),
+    "strict": lambda: LearnedVerifier(0.98),
+    "lenient": lambda: LearnedVerifier(0.90),
 }

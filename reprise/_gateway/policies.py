@@ -88,7 +88,7 @@ class SemanticCacheLookup:
     ignore_system_messages: bool = False
     max_message_count: int | None = None
     # Reprise's own: the verifier's strictness, the share of semantic hits meant
-    # to be right (0.80-0.95); None keeps the cache's default (0.90).
+    # to be right (0.80-0.99); None keeps the cache's default (0.95).
     target_precision: float | None = None
     vary_by: tuple[Expression, ...] = ()
     family: Family = "llm"

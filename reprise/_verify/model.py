@@ -1,7 +1,7 @@
 """The learned combiner: a logistic regression over cheap features of a candidate pair.
 
 Its weights are small and committed (`reprise/_data/verifier.json`), written by
-`scripts/train_verifier.py`, which reproduces them from the QQP dev pairs. At
+`scripts/train_verifier.py`, which reproduces them from a mix of the dev sets. At
 run time there is no training and no file outside the package.
 """
 

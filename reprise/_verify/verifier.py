@@ -27,7 +27,7 @@ from reprise._verify.model import features, reworded, same_order
 from reprise._verify.rules import CHECKS, conflicts, same_words
 from reprise._verify.weights import VerifierWeights
 
-DEFAULT_TARGET_PRECISION = 0.90
+DEFAULT_TARGET_PRECISION = 0.95
 
 
 class RuleVerifier:

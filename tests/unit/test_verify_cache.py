@@ -40,16 +40,16 @@ async def _lookups(cache: SemanticCache, label: int) -> list[tuple[dict[str, str
 
 async def test_the_default_cache_uses_the_learned_verifier(cache: SemanticCache) -> None:
     assert isinstance(cache.verifier, LearnedVerifier)
-    assert cache.verifier.target_precision == 0.9
+    assert cache.verifier.target_precision == 0.95
 
 
-async def test_no_constructed_negative_hits(cache: SemanticCache) -> None:
-    wrong = [
-        (row["family"], row["text_b"], reason)
-        for row, hit, reason in await _lookups(cache, 0)
-        if hit
-    ]
-    assert wrong == []
+async def test_constructed_negatives_hit_at_most_once_per_150(cache: SemanticCache) -> None:
+    # The bar the verifier is held to on unseen look-alikes (issue 15): at most one
+    # wrong hit per 150 pairs. A word swapped for a sibling that no rule lists
+    # ("by key" / "by value") is the head's to judge, and it can be wrong.
+    results = await _lookups(cache, 0)
+    wrong = [(row["family"], row["text_b"], reason) for row, hit, reason in results if hit]
+    assert len(wrong) <= len(results) // 150, wrong
 
 
 async def test_rewordings_still_hit(cache: SemanticCache) -> None:
