@@ -48,6 +48,7 @@ from reprise._verify.model import (  # noqa: E402
     reworded,
 )
 from reprise._verify.rules import CHECKS  # noqa: E402
+from reprise._verify.verifier import NEAR_DISTANCE  # noqa: E402
 
 FOLDS = 5
 # The distance beyond which a candidate is clearly different: SemanticCache's
@@ -200,7 +201,8 @@ def vetoed(x: np.ndarray) -> np.ndarray:
 
 def unscored(x: np.ndarray) -> np.ndarray:
     """Rows the verifier serves without a learned score: same words, or a rewording."""
-    return (x[:, FEATURES.index("same_words")] > 0) | np.array([reworded(row) for row in x])
+    near = x[:, FEATURES.index("distance")] <= NEAR_DISTANCE
+    return (x[:, FEATURES.index("same_words")] > 0) | near | np.array([reworded(row) for row in x])
 
 
 def cutoffs_for(variant: str, oof: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, float]:

@@ -158,3 +158,17 @@ async def test_same_words_in_another_order_are_not_served_as_a_rewording() -> No
         "How many cups are in a gallon?", [_match("How many gallons are in a cup?", 0.01)], 0.2
     )
     assert "same content words" not in decision.reason
+
+
+async def test_a_near_duplicate_is_served_unless_a_rule_vetoes_it() -> None:
+    verifier = LearnedVerifier()
+    near = await verifier.decide(
+        "How should I write a cover letter?", [_match("Cover letter writing advice", 0.01)], 0.2
+    )
+    assert near.match is not None
+    assert "near duplicate" in near.reason
+    vetoed = await verifier.decide(
+        "Convert 5 km to miles", [_match("Convert 50 km to miles", 0.01)], 0.2
+    )
+    assert vetoed.match is None
+    assert "number" in vetoed.reason
