@@ -44,11 +44,11 @@ from reprise._verify.align import Words, merge_pieces  # noqa: E402
 from reprise._verify.model import (  # noqa: E402
     FEATURES,
     LEXICAL_FEATURES,
+    NEAR_DISTANCE,
     features,
     reworded,
 )
 from reprise._verify.rules import CHECKS  # noqa: E402
-from reprise._verify.verifier import NEAR_DISTANCE  # noqa: E402
 
 FOLDS = 5
 # The distance beyond which a candidate is clearly different: SemanticCache's
@@ -170,28 +170,21 @@ class Logistic:
         return ((x - self.mean) / self.scale) @ self.coef + self.intercept
 
 
-def fit(
-    x: np.ndarray, y: np.ndarray, names: Sequence[str], l2: float, *, veto: bool = True
-) -> Logistic:
+def fit(x: np.ndarray, y: np.ndarray, names: Sequence[str], l2: float) -> Logistic:
     """Fit on the grey zone only: pairs within `ZONE` that no rule vetoes.
 
     Those are the pairs the verifier ever scores; fitted on all pairs, the far
     ones (easy negatives) dominate the loss and blur the ranking at the top.
     """
     cols = [FEATURES.index(n) for n in names]
-    keep = x[:, 0] <= ZONE
-    if veto:
-        keep &= ~x[:, [FEATURES.index(f"rule_{c}") for c in CHECKS]].any(axis=1)
+    keep = (x[:, 0] <= ZONE) & ~vetoed(x)
     return Logistic(l2).fit(x[keep][:, cols], y[keep])
 
 
-def masked(x: np.ndarray, s: np.ndarray, *, veto: bool = True, learned: bool = True) -> np.ndarray:
-    """Scores as the verifier decides: a rule conflict is never served, and a learned
-    verifier serves same words and rewordings without scoring them."""
-    if not veto:
-        return s
-    if learned:
-        s = np.where(unscored(x), np.inf, s)
+def masked(x: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Scores as the verifier decides: a rule conflict is never served, and same words,
+    rewordings and near duplicates are served without a score."""
+    s = np.where(unscored(x), np.inf, s)
     return np.where(vetoed(x), -np.inf, s)
 
 

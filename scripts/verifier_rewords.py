@@ -64,15 +64,21 @@ _CONTRACTIONS = (
 )  # fmt: skip
 
 
-def _swapper(pairs: tuple[tuple[str, str], ...]) -> Callable[[str, random.Random], str | None]:
-    """A rewording that swaps one of `pairs` (either way round) present in the text."""
+def _swapper(
+    pairs: tuple[tuple[str, str], ...], *, short_as_written: bool = False
+) -> Callable[[str, random.Random], str | None]:
+    """A rewording that swaps one of `pairs` (either way round) present in the text.
+
+    `short_as_written`: the second of a pair is found only in its own case ("US", not
+    the "us" of "tell us").
+    """
 
     def swap(text: str, rng: random.Random) -> str | None:
         options = [
             (x, y)
             for long, short in pairs
-            for x, y in ((long, short), (short, long))
-            if re.search(rf"\b{re.escape(x)}\b", text, re.I)
+            for x, y, as_written in ((long, short, False), (short, long, short_as_written))
+            if re.search(rf"\b{re.escape(x)}\b", text, 0 if as_written else re.I)
         ]
         if not options:
             return None
@@ -122,18 +128,6 @@ _ABBREVIATIONS = (
 )  # fmt: skip
 
 
-def _abbreviation(text: str, rng: random.Random) -> str | None:
-    options = []
-    for long, short in _ABBREVIATIONS:
-        for x, y in ((long, short), (short, long)):
-            if re.search(rf"\b{re.escape(x)}\b", text, re.I if x == long else 0):
-                options.append((x, y))
-    if not options:
-        return None
-    x, y = rng.choice(options)
-    return re.sub(rf"\b{re.escape(x)}\b", y, text, count=1, flags=re.I)
-
-
 _SYNONYMS = (
     ("big", "large"), ("small", "little"), ("quick", "fast"), ("buy", "purchase"),
     ("start", "begin"), ("show", "display"), ("help", "assist"), ("make", "create"),
@@ -152,7 +146,7 @@ REWORDS: dict[str, Callable[[str, random.Random], str | None]] = {
     "contraction": _swapper(_CONTRACTIONS),
     "numeral": _numeral,
     "typo": _typo,
-    "abbreviation": _abbreviation,
+    "abbreviation": _swapper(_ABBREVIATIONS, short_as_written=True),
     "synonym": _swapper(_SYNONYMS),
 }
 

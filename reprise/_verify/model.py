@@ -116,6 +116,9 @@ def features(
 # Mac"). On the QQP dev pairs these are right 90% of the time, as often as the
 # learned score's default operating point, which label noise holds back there.
 REWORDING_DISTANCE = 0.05
+# Within this distance, pairs no rule vetoes are the same request 95% of the time on
+# the training mix (161 pairs), as often as the default target asks: served unscored.
+NEAR_DISTANCE = 0.015
 _JACCARD = LEXICAL_FEATURES.index("jaccard")
 _QUESTION = LEXICAL_FEATURES.index("question_words_differ")
 

@@ -407,7 +407,7 @@ def negation_conflict(a: Tokens, b: Tokens) -> bool:
 
 def _prefix_negated(a: Tokens, b: Tokens) -> int:
     """Words of `a` that negate a word `b` says negated ("impossible" / "not possible")."""
-    said = {b.words[i + 1] for i, w in enumerate(b.words[:-1]) if w in NEGATIONS}
+    said = _negated_words(b.words)
     return sum(1 for w in a.words if not _negating(w) for stem in said if _negated_form(stem, w))
 
 
@@ -439,11 +439,12 @@ def _exclusive(x: str, y: str) -> bool:
 def _said_negated(x: str, y: str, a: Tokens, b: Tokens) -> bool:
     """ "not legal" on one side, "illegal" on the other: the same request, said two ways
     (the negation check still counts the "not" against the prefix)."""
-    return _after_negation(x, a.words) or _after_negation(y, b.words)
+    return x in _negated_words(a.words) or y in _negated_words(b.words)
 
 
-def _after_negation(word: str, words: Sequence[str]) -> bool:
-    return any(words[i] in NEGATIONS and words[i + 1] == word for i in range(len(words) - 1))
+def _negated_words(words: Sequence[str]) -> set[str]:
+    """The words right after a negation ("possible" in "not possible")."""
+    return {words[i + 1] for i, w in enumerate(words[:-1]) if w in NEGATIONS}
 
 
 def _negated_form(x: str, y: str) -> bool:
@@ -479,6 +480,8 @@ def entity_conflict(a: Tokens, b: Tokens) -> bool:
 
 def _names(a: Tokens, b: Tokens) -> set[str]:
     """Names `a` has that `b` doesn't say, in full, as an acronym or by another name."""
+    if not a.capitalised:
+        return set()
     said = {_LANG_ALIASES.get(w, w) for w in b.words} | _initials(b.words)
     return {w for w in a.capitalised if is_content(w) and _LANG_ALIASES.get(w, w) not in said}
 

@@ -24,14 +24,11 @@ from collections.abc import Sequence
 
 from reprise._protocols import Decision, Match, TokenSource
 from reprise._verify.align import Words, merge_pieces
-from reprise._verify.model import features, reworded, same_order
+from reprise._verify.model import NEAR_DISTANCE, features, reworded, same_order
 from reprise._verify.rules import CHECKS, conflicts, same_words
 from reprise._verify.weights import VerifierWeights
 
 DEFAULT_TARGET_PRECISION = 0.95
-# Within this distance, pairs no rule vetoes are the same request 95% of the time on
-# the training mix (161 pairs), as often as the default target asks: served unscored.
-NEAR_DISTANCE = 0.015
 
 
 class RuleVerifier:
@@ -65,7 +62,7 @@ class LearnedVerifier:
 
     `target_precision` is the strictness: the share of served semantic hits
     meant to be right, as calibrated out-of-fold on the training mix (0.80 to
-    0.95; higher is stricter). `weights` defaults to the shipped ones
+    0.99, default 0.95; higher is stricter). `weights` defaults to the shipped ones
     (`VerifierWeights.shipped()`). `rules=False`, `alignment=False` and
     `head=False` switch parts off to measure them (`head=False` scores with the
     logistic combiner over the alignment features); without token vectors (a
