@@ -44,12 +44,13 @@ read skips it (`_matches`); `get` of an evicted key is a miss. `evictions`
 reports the server's `evicted_keys`, as last read by `partition_stats`.
 
 Failure. Every Redis error becomes a `StoreError`; an unreachable server is
-`StoreUnavailable`, raised within `timeout` seconds (socket and connect
-timeouts; default 0.1 s, well inside a 250 ms lookup budget; redis-py's own
-retry is cut to one immediate reconnect, which is what a restarted server
-needs). After a failure the store stops calling Redis for a back-off window
-(0.25 s doubling to 2 s) and fails fast meanwhile; then one call probes, and
-its success ends the outage. So `open()` may raise `StoreUnavailable` and the
+`StoreUnavailable`, raised within `timeout` seconds (default 0.1 s, well
+inside a 250 ms lookup budget: socket and connect timeouts on the client, one
+deadline per command on the single commands of `redis_direct`; either retries
+once on a new connection, which is what a restarted server needs). After a
+failure the store stops calling Redis for a back-off window (0.25 s doubling
+to 2 s) and fails fast meanwhile; then one call probes, and its success ends
+the outage. So `open()` may raise `StoreUnavailable` and the
 caller can serve uncached: the index is created lazily by the first call that
 reaches Redis, and again after any outage, because a restarted Redis without
 persistence comes back without it. Caching resumes within ~2 s of Redis
@@ -77,6 +78,7 @@ from redis.typing import EncodableT
 from reprise._exceptions import ConfigError, IndexMismatch, StoreError, StoreUnavailable
 from reprise._protocols import KEY_LAYOUT, Entry, Match, PartitionStats, Vector
 from reprise._stores.redis_client import DEFAULT_TIMEOUT, RedisClients, split_url, url_timeout
+from reprise._stores.redis_direct import DirectCommands
 
 T = TypeVar("T")
 logger = logging.getLogger("reprise.store")
@@ -152,6 +154,9 @@ class RedisStore:
         self._own_clients = clients is None
         self._clients = RedisClients() if clients is None else clients
         self._client: aioredis.Redis = self._clients.get(url, timeout)
+        # Single commands (the lookups' HGETALL and FT.SEARCH) skip redis-py's
+        # per-command machinery; pipelines and the rest go through the client.
+        self._direct = DirectCommands(self._client.connection_pool, timeout)
         self._dims: int | None = None
         self.evictions = 0
         self._index_ready = False
@@ -162,6 +167,7 @@ class RedisStore:
         await self._call(self._noop)
 
     async def aclose(self) -> None:
+        await self._direct.aclose()  # the store's own, also with a shared client
         if self._own_clients:  # a shared client is closed by its owner
             await self._clients.aclose()
 
@@ -305,8 +311,8 @@ class RedisStore:
         return array.tobytes()
 
     async def _command(self, *args: Any) -> Any:
-        # redis-py leaves execute_command untyped; module commands (FT.*) have no typed wrapper.
-        return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+        """One command's raw reply (RESP2 or RESP3, as parsed by `_pairs` and `parse_search`)."""
+        return await self._direct.execute(*args)
 
     async def _noop(self) -> None:
         return None
