@@ -174,6 +174,7 @@ class SemanticCache:
         threshold: float | None = None,
         target_precision: float | None = None,
         gate: Gate | None = None,
+        on_semantic: Callable[[], object] | None = None,
     ) -> Lookup:
         """Look up `prompt` and report how the decision was made.
 
@@ -181,6 +182,8 @@ class SemanticCache:
         lookup (the gateway's lookup policy sets them); a verifier without a
         notion of precision (`ThresholdVerifier`) ignores the latter. `gate`, if
         given, admits the semantic tier (the exact tier never waits for it).
+        `on_semantic`, if given, is called as the semantic tier starts (the
+        gateway starts taking its single-flight lock then, during the embedding).
         """
         threshold = self.score_threshold if threshold is None else threshold
         request = self.prompt(prompt)
@@ -194,6 +197,8 @@ class SemanticCache:
             return Lookup(None, _parts(request, f"no exact match ({exact_only}: exact only)"))
         if threshold <= 0.0:
             return Lookup(None, _parts(request, "no exact match (threshold 0: exact only)"))
+        if on_semantic is not None:
+            on_semantic()
         if gate is None:
             return await self._semantic(request, partition, threshold, target_precision)
         async with gate.admit():

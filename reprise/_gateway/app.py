@@ -78,7 +78,7 @@ from reprise._gateway.proxy import (
     response_headers,
     upstream_url,
 )
-from reprise._gateway.singleflight import Flight, SingleFlight, lock_for
+from reprise._gateway.singleflight import EarlyLock, Flight, SingleFlight, lock_for
 from reprise._gateway.target import check_target
 from reprise._gateway.trace import Trace, log_event, log_request, logs_requests, wants_trace
 from reprise._plugins import make_rate_limiter
@@ -335,12 +335,13 @@ class Gateway:
         ex.log.update(endpoint=endpoint, stream=stream)
         plan: LookupPlan | None = None
         flight: Flight | None = None  # led by this request: finished whatever happens
+        early: list[EarlyLock] = []  # single-flight locks being taken during a lookup
         ctx = self._context(ex.scope, api, caller)
         try:
             for policy in api.inbound:
                 if isinstance(policy, SemanticCacheLookup):
                     plan = self._plan(ex, policy, suffix, endpoint, payload, ctx, caller)
-                    plan, hit = await self._lookup(ex, plan)
+                    plan, hit = await self._lookup(ex, plan, early)
                     if hit is None and flight is None and ex.cache_status in _COALESCED:
                         hit, flight = await self._coalesce(ex, api, plan)
                     if hit is not None and await self._serve_hit(
@@ -351,6 +352,8 @@ class Gateway:
                     await self._rate_limit(ex, policy, api, ctx, caller)
             await self._forward(ex, api, suffix, body, endpoint, stream, plan, flight)
         finally:
+            for attempt in early:
+                self.flights.done_early(attempt)
             if flight is not None and not flight.handed_over:
                 flight.finish()  # failed, cancelled or not stored: followers go on alone
 
@@ -411,12 +414,17 @@ class Gateway:
             directives=directives,
         )
 
-    async def _lookup(self, ex: Exchange, plan: LookupPlan) -> tuple[LookupPlan, Hit | None]:
-        """Run the plan's lookup; set the cache status. A failing cache voids the store."""
+    async def _lookup(
+        self, ex: Exchange, plan: LookupPlan, early: list[EarlyLock]
+    ) -> tuple[LookupPlan, Hit | None]:
+        """Run the plan's lookup; set the cache status. A failing cache voids the store.
+
+        A single-flight lock it starts taking early is added to `early`.
+        """
         if plan.bypass:
             self._lookup_done(ex, "BYPASS", plan.bypass)
             return plan, None
-        found = await self._explain(ex, plan)
+        found = await self._explain(ex, plan, early)
         if found is None:
             return plan.failed(), None
         if found.hit is None:
@@ -426,12 +434,25 @@ class Gateway:
         self._lookup_done(ex, "HIT", found.reason, tier=found.hit.tier)
         return plan, found.hit
 
-    async def _explain(self, ex: Exchange, plan: LookupPlan) -> Lookup | None:
+    async def _explain(
+        self, ex: Exchange, plan: LookupPlan, early: list[EarlyLock]
+    ) -> Lookup | None:
         """The cache's answer within the lookup budget, or None (and FAILED) if it has none."""
         slot, policy = plan.slot, plan.policy
         if slot.cache is None:
             self._lookup_done(ex, "FAILED", f"cache unavailable: {slot.error}")
             return None
+        semantic = False
+
+        def semantic_starts() -> None:
+            # On Redis, the lock a miss will lead with is a round trip: taken meanwhile.
+            nonlocal semantic
+            semantic = True
+            if self.flights.taking_early and self._coalescing(ex):
+                attempt = self.flights.early(plan.exact_key)
+                if attempt is not None:
+                    early.append(attempt)
+
         start = time.perf_counter()
         try:
             async with asyncio.timeout(self.budget):
@@ -441,6 +462,7 @@ class Gateway:
                     threshold=policy.score_threshold,
                     target_precision=policy.target_precision,
                     gate=slot.gate,
+                    on_semantic=semantic_starts if self.flights.lock is not None else None,
                 )
         except TimeoutError:
             reason = f"lookup budget of {self.budget * 1e3:.0f} ms exceeded"
@@ -462,6 +484,8 @@ class Gateway:
         if reason:
             self._lookup_done(ex, "FAILED", reason)
             return None
+        if semantic:
+            self.flights.note(missed=found.hit is None)
         ex.trace.add(
             "lookup",
             threshold=policy.score_threshold,
@@ -492,7 +516,7 @@ class Gateway:
         or a flight for this request to lead, or neither (see `singleflight`)."""
         cache = plan.slot.cache
         prompt, partition = plan.prompt, plan.partition
-        if api.store is None or "no-store" in cache_control(ex.scope):
+        if not self._coalescing(ex):
             return None, None
         key = plan.exact_key  # the same question, context and partition
 
@@ -515,6 +539,12 @@ class Gateway:
             return None, None
         ex.cache_status, ex.score, ex.entry, ex.coalesced = "HIT", 0.0, key, True
         return Hit(key, prompt.question, outcome, 0.0, "exact"), None
+
+    @staticmethod
+    def _coalescing(ex: Exchange) -> bool:
+        """Whether a miss of this request may lead or follow a flight (it will be stored)."""
+        assert ex.api is not None
+        return ex.api.store is not None and "no-store" not in cache_control(ex.scope)
 
     async def _serve_hit(
         self, ex: Exchange, hit: Hit, endpoint: Endpoint, payload: dict[str, Any], stream: bool

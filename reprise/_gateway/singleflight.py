@@ -18,6 +18,12 @@ replica that dies mid-flight holds up the others for seconds, not for the
 whole forward timeout. A
 follower never gets an error for someone else's failure: whatever goes wrong
 with the leader or the lock, it just goes to the backend itself.
+
+On Redis, taking the lock is a round trip between the lookup's verdict and the
+backend call. While misses are the rule (`taking_early`), a lookup starts
+taking it when its semantic tier starts (`early`), so that the round trip runs
+during the embedding; `enter` then uses that attempt. A lookup that hits
+instead lets it go (`done_early`), and the lock, if it was taken, is released.
 """
 
 from __future__ import annotations
@@ -25,13 +31,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from reprise._stores.redis_client import RedisClients, is_redis_url
 
 _POLL_FIRST, _POLL_MAX = 0.01, 0.2  # seconds between polls of the exact tier, doubling
 LOCK_TTL = 3.0  # seconds; renewed every third of it while the leader works
+# Misses' share of the recent lookups that reached the semantic tier, as a moving
+# average with this weight per lookup; the lock is taken early while it is at least
+# `_EARLY_SHARE` (a hit then pays a SET and a release it did not need).
+_EARLY_WEIGHT, _EARLY_SHARE = 0.05, 0.5
 
 
 class FlightLock(Protocol):
@@ -61,9 +71,11 @@ class Flight:
 
     __slots__ = ("_answer", "_on_finish", "handed_over", "key", "token")
 
-    def __init__(self, key: str, on_finish: Callable[[Flight], None]) -> None:
+    def __init__(
+        self, key: str, on_finish: Callable[[Flight], None], token: str | None = None
+    ) -> None:
         self.key = key
-        self.token = secrets.token_hex(8)
+        self.token = token or secrets.token_hex(8)
         self.handed_over = False  # the outbound store settles and finishes it
         self._answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._on_finish = on_finish
@@ -86,6 +98,17 @@ class Flight:
             return None
 
 
+class EarlyLock:
+    """An attempt at a key's lock started before its lookup's verdict, shared by the
+    lookups of that key under way (`users`) until one of them leads with it."""
+
+    __slots__ = ("key", "task", "token", "users")
+
+    def __init__(self, key: str, token: str, task: asyncio.Task[bool]) -> None:
+        self.key, self.token, self.task = key, token, task
+        self.users = 0
+
+
 class SingleFlight:
     """The flights under way in one gateway, and the lock that spans replicas (if any)."""
 
@@ -94,6 +117,51 @@ class SingleFlight:
         self._flights: dict[str, Flight] = {}
         self._keepers: dict[Flight, asyncio.Task[None]] = {}
         self._releases: set[asyncio.Task[None]] = set()
+        self._early: dict[str, EarlyLock] = {}
+        self._miss_share = 1.0
+
+    @property
+    def taking_early(self) -> bool:
+        """Whether lookups should start taking the lock before their verdict."""
+        return self.lock is not None and self._miss_share >= _EARLY_SHARE
+
+    def note(self, missed: bool) -> None:
+        """A lookup that reached the semantic tier missed (True) or hit (False)."""
+        self._miss_share += _EARLY_WEIGHT * (float(missed) - self._miss_share)
+
+    def early(self, key: str) -> EarlyLock | None:
+        """Start taking `key`'s lock for a lookup under way (None: no lock, or a flight
+        for the key is already under way here). Pair it with `done_early`."""
+        if self.lock is None or key in self._flights:
+            return None
+        attempt = self._early.get(key)
+        if attempt is None:
+            token = secrets.token_hex(8)
+            task = asyncio.create_task(self.lock.acquire(key, token, LOCK_TTL))
+            attempt = self._early[key] = EarlyLock(key, token, task)
+        attempt.users += 1
+        return attempt
+
+    def done_early(self, attempt: EarlyLock) -> None:
+        """The lookup that asked for `attempt` is done; the last one lets an unused
+        attempt go (released if it took the lock)."""
+        attempt.users -= 1
+        if attempt.users <= 0 and self._early.get(attempt.key) is attempt:
+            del self._early[attempt.key]
+            self._spawn(self._let_go(attempt))
+
+    async def _let_go(self, attempt: EarlyLock) -> None:
+        try:
+            taken = await attempt.task
+        except Exception:  # the lock fails open and never raises; be sure anyway
+            return
+        if taken and self.lock is not None:
+            await self.lock.release(attempt.key, attempt.token)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     @property
     def under_way(self) -> int:
@@ -111,11 +179,18 @@ class SingleFlight:
         flight = self._flights.get(key)
         if flight is not None:
             return await flight.wait(wait)
-        flight = self._flights[key] = Flight(key, self._finished)
+        attempt = self._early.pop(key, None)  # this lookup's, or a concurrent one's
+        token = attempt.token if attempt is not None else None
+        flight = self._flights[key] = Flight(key, self._finished, token)
         if self.lock is None:
             return flight
         try:
-            if await self.lock.acquire(key, flight.token, LOCK_TTL):
+            taking = (
+                attempt.task
+                if attempt is not None
+                else self.lock.acquire(key, flight.token, LOCK_TTL)
+            )
+            if await taking:
                 self._keepers[flight] = asyncio.create_task(self._keep(flight, self.lock))
                 return flight
             # Another replica leads: wait for its answer in the exact tier.
@@ -158,13 +233,14 @@ class SingleFlight:
         keeper = self._keepers.pop(flight, None)
         if keeper is not None and self.lock is not None:
             keeper.cancel()
-            task = asyncio.create_task(self.lock.release(flight.key, flight.token))
-            self._releases.add(task)
-            task.add_done_callback(self._releases.discard)
+            self._spawn(self.lock.release(flight.key, flight.token))
 
     async def aclose(self) -> None:
         for keeper in self._keepers.values():
             keeper.cancel()
+        for attempt in list(self._early.values()):
+            attempt.users = 0
+            self.done_early(attempt)
         if self._releases:
             await asyncio.wait(list(self._releases), timeout=1.0)
         if self.lock is not None:

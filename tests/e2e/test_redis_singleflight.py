@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 import openai
 import pytest
+import redis.asyncio as aioredis
 
 from tests.e2e.test_redis_gateway import redis_config, with_options
 from tests.gateway_fixtures import FakeUpstreamServer, GatewayServer
@@ -21,10 +22,17 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
+def prefix() -> str:
+    return f"sf-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(scope="module")
 def replicas(
-    redis_url: str, fake_upstream: FakeUpstreamServer, start_gateway: Callable[[str], GatewayServer]
+    redis_url: str,
+    prefix: str,
+    fake_upstream: FakeUpstreamServer,
+    start_gateway: Callable[[str], GatewayServer],
 ) -> tuple[GatewayServer, GatewayServer]:
-    prefix = f"sf-{uuid.uuid4().hex[:12]}:"
     config = redis_config(fake_upstream.url, with_options(redis_url, prefix))
     return start_gateway(config), start_gateway(config)
 
@@ -77,3 +85,24 @@ async def test_a_failing_leader_lets_the_other_replicas_followers_through(
     assert sorted(status for status, *_ in answers) == [200] * 5 + [500]
     assert fake_upstream.calls(prompt) == 6
     assert not any(coalesced for _, _, coalesced, _ in answers)
+
+
+async def test_no_lock_outlives_its_lookup_whether_it_missed_or_hit(
+    clients: tuple[openai.AsyncOpenAI, openai.AsyncOpenAI], redis_url: str, prefix: str
+) -> None:
+    # Misses are the rule on a fresh gateway, so each lookup starts taking the lock
+    # during its embedding: the miss leads with it, the hits let theirs go.
+    a, b = clients
+    prompt = f"How many legs does a spider have? {uuid.uuid4().hex[:8]}"
+    assert (await ask(a, prompt))[1] == "MISS"
+    reworded = prompt.replace("How many legs does", "How many legs has")
+    assert [(await ask(c, reworded))[1] for c in (a, b)] == ["HIT", "HIT"]
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for _ in range(10):  # released after the responses, well before the TTL (3 s)
+            if not await client.keys(f"reprise-flight:{prefix}*"):
+                break
+            await asyncio.sleep(0.1)
+        assert await client.keys(f"reprise-flight:{prefix}*") == []
+    finally:
+        await client.aclose()

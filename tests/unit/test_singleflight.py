@@ -120,3 +120,59 @@ async def test_the_redis_lock_fails_open_when_redis_is_down() -> None:
 
 async def _never() -> str | None:
     return None
+
+
+class Free(HeldElsewhere):
+    """A lock nobody else holds: every acquire takes it; records what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__(for_polls=0)
+        self.acquired: list[str] = []
+        self.released_tokens: list[str] = []
+
+    async def acquire(self, key: str, token: str, ttl: float) -> bool:
+        self.acquired.append(token)
+        return True
+
+    async def release(self, key: str, token: str) -> None:
+        self.released_tokens.append(token)
+
+
+async def test_a_lock_taken_early_is_the_one_the_leader_holds() -> None:
+    lock = Free()
+    flights = SingleFlight(lock)
+    attempt = flights.early("k")
+    assert attempt is not None
+    leader = await flights.enter("k", 5.0, _never)
+    assert isinstance(leader, Flight)
+    assert lock.acquired == [attempt.token] == [leader.token]  # one SET, not two
+    flights.done_early(attempt)  # used: not released by the lookup's end
+    assert flights.early("k") is None  # a flight is under way: its followers need none
+    leader.finish()
+    await flights.aclose()
+    assert lock.released_tokens == [leader.token]
+
+
+async def test_a_lock_taken_early_for_lookups_that_hit_is_released_by_the_last() -> None:
+    lock = Free()
+    flights = SingleFlight(lock)
+    first, second = flights.early("k"), flights.early("k")
+    assert first is second is not None
+    flights.done_early(first)
+    await asyncio.sleep(0)
+    assert lock.released_tokens == []  # the other lookup may still miss and lead with it
+    flights.done_early(second)
+    await flights.aclose()
+    assert lock.acquired == lock.released_tokens == [first.token]
+
+
+async def test_locks_are_taken_early_only_while_misses_are_the_rule() -> None:
+    flights = SingleFlight(Free())
+    assert flights.taking_early
+    for _ in range(30):
+        flights.note(missed=False)
+    assert not flights.taking_early
+    for _ in range(30):
+        flights.note(missed=True)
+    assert flights.taking_early
+    assert not SingleFlight().taking_early  # no lock to take: one process only
