@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from reprise._stores.redis_client import DEFAULT_TIMEOUT, RedisClients, split_url, url_timeout
+from reprise._stores.redis_direct import DirectCommands
 
 logger = logging.getLogger("reprise.gateway")
 
@@ -57,7 +58,10 @@ class RedisFlightLock:
         self.prefix = "reprise-flight:" + options.get("prefix", "reprise:")
         self._own_clients = clients is None
         self._clients = RedisClients() if clients is None else clients
-        self._client: aioredis.Redis = self._clients.get(url, url_timeout(options, timeout))
+        timeout = url_timeout(options, timeout)
+        self._client: aioredis.Redis = self._clients.get(url, timeout)
+        # SET NX and EXISTS are single commands, on a miss's path: see `redis_direct`.
+        self._direct = DirectCommands(self._client.connection_pool, timeout)
         self._refresh = self._client.register_script(_REFRESH)
         self._release = self._client.register_script(_RELEASE)
         self._retry_after = retry_after
@@ -67,7 +71,8 @@ class RedisFlightLock:
         if self._down():
             return True
         try:
-            taken = await self._client.set(self.prefix + key, token, nx=True, px=_ms(ttl))
+            command = ("SET", self.prefix + key, token, "NX", "PX", _ms(ttl))
+            taken = await self._direct.execute(*command)
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return True
@@ -86,7 +91,7 @@ class RedisFlightLock:
         if self._down():
             return False
         try:
-            return bool(await self._client.exists(self.prefix + key))
+            return bool(await self._direct.execute("EXISTS", self.prefix + key))
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return False
@@ -100,6 +105,7 @@ class RedisFlightLock:
             self._failed(exc)
 
     async def aclose(self) -> None:
+        await self._direct.aclose()  # the lock's own, also with a shared client
         if self._own_clients:  # a shared client is closed by its owner
             await self._clients.aclose()
 
