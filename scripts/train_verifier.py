@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from verifier_mix import Row, mix  # noqa: E402
 
+from reprise._embedders.local import ModelSpec  # noqa: E402
 from reprise._verify.align import Words, merge_pieces  # noqa: E402
 from reprise._verify.model import (  # noqa: E402
     FEATURES,
@@ -84,8 +85,9 @@ async def _embed(texts: list[str]) -> Table:
 
 def token_cache(rows: Sequence[Row], cache: Path) -> Table:
     """Every text's words and sentence vector, kept under `cache` as they are computed
-    (an interrupted run, or a changed mix, embeds only the texts not seen before)."""
-    path = cache / "tokens.pkl"
+    (an interrupted run, or a changed mix, embeds only the texts not seen before).
+    The file is named after the model's weights, so a new fine-tune starts afresh."""
+    path = cache / f"tokens-{ModelSpec.load().fingerprint()}.pkl"
     table: Table = {}
     if path.is_file():
         with path.open("rb") as f:
