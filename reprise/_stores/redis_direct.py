@@ -4,8 +4,8 @@ The exact tier (`HGETALL`) and the semantic tier (`FT.SEARCH`) are a single
 command with a single reply. Sent through `Redis.execute_command`, each one
 also paid redis-py's pool lock and stale-data check, its retry wrapper, its
 observability hooks and, because the client has a socket timeout, a task per
-write (`asyncio.wait_for`): 79 us a call on this machine against 57 us here
-(benchmarks/gateway.md), on the event loop's core, for every lookup.
+write (`asyncio.wait_for`): about 80 us a call on this machine against about
+50 us here (benchmarks/gateway.md), on the event loop's core, for every lookup.
 
 `DirectCommands` keeps a stack of redis-py connections made from the client's
 own settings (address, credentials, TLS, protocol) but without a socket
