@@ -287,10 +287,10 @@ def tokenize(text: str) -> Tokens:
     written: set[str] = set()
     for i, tok in enumerate(raw):
         low = tok.lower()
-        for part in _split_contraction(low):
-            words.append(part)
+        parts = _split_contraction(low)
+        words.extend(parts)
         if tok[:1].isupper() and ((i > 0 and raw[i - 1] not in ".?!") or _odd_case(tok)):
-            capitalised.add(low)
+            capitalised.add(parts[0])  # "Newton's" names "newton", as `words` says it
         if low in _AMBIGUOUS_LANGS and ((tok[:1].isupper() and low != "go") or tok == "Go"):
             written.add(low)
     return Tokens(tuple(words), frozenset(capitalised), frozenset(written))
@@ -483,7 +483,31 @@ def _names(a: Tokens, b: Tokens) -> set[str]:
     if not a.capitalised:
         return set()
     said = {_LANG_ALIASES.get(w, w) for w in b.words} | _initials(b.words)
-    return {w for w in a.capitalised if is_content(w) and _LANG_ALIASES.get(w, w) not in said}
+    return {
+        w
+        for w in a.capitalised
+        if is_content(w) and _LANG_ALIASES.get(w, w) not in said and not _misspelt(w, b.words)
+    }
+
+
+def _misspelt(name: str, words: Sequence[str]) -> bool:
+    """`words` has `name` with one typo ("Stalnigrad", "Afghanisan"): a long name only,
+    as short ones one letter apart are often other names ("Iran", "Iraq")."""
+    return len(name) >= 6 and any(_one_edit(name, w) for w in words if abs(len(w) - len(name)) < 2)
+
+
+def _one_edit(x: str, y: str) -> bool:
+    """One insertion, deletion, substitution or swap of neighbours turns `x` into `y`."""
+    if x == y:
+        return False
+    i = 0
+    while i < min(len(x), len(y)) and x[i] == y[i]:
+        i += 1
+    if len(x) == len(y):
+        swapped = i + 1 < len(x) and x[i] == y[i + 1] and x[i + 1] == y[i]
+        return x[i + 1 :] == y[i + 1 :] or (swapped and x[i + 2 :] == y[i + 2 :])
+    longer, shorter = (x, y) if len(x) > len(y) else (y, x)
+    return longer[i + 1 :] == shorter[i:]
 
 
 def _initials(words: Sequence[str]) -> set[str]:

@@ -53,6 +53,11 @@ ROWS = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.stri
         ("Translate it to French", "Translate it to Spanish", "language"),
         ("Sort a list in C", "Sort a list in Rust", "language"),
         ("Where is Paris?", "Where is Rome?", "entity"),
+        ("What is Newton's second law?", "Explain Newton's second law", None),  # possessive
+        ("What is Newton's second law?", "What is Kepler's second law?", "entity"),
+        ("Casualties at Stalingrad?", "Casualties at Stalnigrad?", None),  # a typo
+        ("Where is Slovakia?", "Where is Slovenia?", "entity"),
+        ("Flights to Iran", "Flights to Iraq", "entity"),  # short names: too close to tell
         ("Where is Paris?", "where is paris", None),
         ("Fly from New York to Florida", "Fly from Florida to New York", "direction"),
         ("Convert celsius to fahrenheit", "Convert fahrenheit to celsius", "direction"),
