@@ -478,8 +478,10 @@ def _matches(
         if not row.keys() >= _REQUIRED:  # the key vanished (expired) between index and read
             continue
         distance = max(0.0, float(row["dist"]))
+        if distance > max_distance:  # KNN's nearest k, most of them usually too far
+            continue
         entry = _entry(key.decode()[len(prefix) :], row, with_vector=False)
-        if distance <= max_distance and _live(entry, now):
+        if _live(entry, now):
             out.append(Match(entry, distance))
     out.sort(key=lambda m: m.distance)
     return out
