@@ -100,9 +100,10 @@ class InteractionHead:
         x = (np.asarray(features, dtype=np.float32) - self.mean) / self.scale
         va, ca = _side_input(a)
         vb, cb = _side_input(b)
+        sims = va @ vb.T  # the same for every head, and for b against a transposed
         total = 0.0
         for w in self.heads:
-            ha, hb = _side(w, va, ca, vb), _side(w, vb, cb, va)
+            ha, hb = _side(w, va, ca, vb, sims), _side(w, vb, cb, va, sims.T)
             z = np.concatenate([ha + hb, np.abs(ha - hb), x])
             mid = np.maximum(z @ w.mid_w + w.mid_b, 0.0)
             total += float(mid @ w.out_w) + w.out_b
@@ -123,8 +124,10 @@ def _side_input(words: Words) -> tuple[np.ndarray, np.ndarray]:
     return vectors, content
 
 
-def _side(w: _Weights, va: np.ndarray, ca: np.ndarray, vb: np.ndarray) -> np.ndarray:
-    """Pooled scores of one prompt's words against the other prompt."""
+def _side(
+    w: _Weights, va: np.ndarray, ca: np.ndarray, vb: np.ndarray, sims: np.ndarray
+) -> np.ndarray:
+    """Pooled scores of one prompt's words against the other prompt (`sims`: va @ vb.T)."""
     hidden = w.tok_b.shape[0]
     if len(va) == 0:
         return np.zeros(2 * hidden, dtype=np.float32)
@@ -132,7 +135,6 @@ def _side(w: _Weights, va: np.ndarray, ca: np.ndarray, vb: np.ndarray) -> np.nda
         aligned = np.zeros_like(va)
         best = np.full(len(va), -1.0, dtype=np.float32)
     else:
-        sims = va @ vb.T
         att = np.exp((sims - sims.max(axis=1, keepdims=True)) * w.tau)
         aligned = (att / att.sum(axis=1, keepdims=True)) @ vb
         best = np.maximum(sims.max(axis=1), -1.0)

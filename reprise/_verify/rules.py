@@ -482,12 +482,12 @@ def _names(a: Tokens, b: Tokens) -> set[str]:
     """Names `a` has that `b` doesn't say, in full, as an acronym or by another name."""
     if not a.capitalised:
         return set()
-    said = {_LANG_ALIASES.get(w, w) for w in b.words} | _initials(b.words)
-    return {
-        w
-        for w in a.capitalised
-        if is_content(w) and _LANG_ALIASES.get(w, w) not in said and not _misspelt(w, b.words)
-    }
+    said = {_LANG_ALIASES.get(w, w) for w in b.words}
+    unsaid = {w for w in a.capitalised if is_content(w) and _LANG_ALIASES.get(w, w) not in said}
+    if not unsaid:  # the usual case: spare building every acronym of b
+        return unsaid
+    initials = _initials(b.words)
+    return {w for w in unsaid if w not in initials and not _misspelt(w, b.words)}
 
 
 def _misspelt(name: str, words: Sequence[str]) -> bool:
