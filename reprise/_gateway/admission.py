@@ -24,7 +24,10 @@ a place in the model's batches, and then paying the backend anyway:
 - it is still queued at its start deadline (the estimate was too hopeful).
 
 A lookup alone is always admitted, so that the estimate follows the load down
-as well as up. The decisions are pure functions of the queue and the measurement.
+as well as up. Until the first turnover (as many lookups ended as ran at once)
+there is no measurement, and lookups are admitted up to `in_flight`: a cold
+gateway's first burst is not judged by the first of its batch to finish. The
+decisions are pure functions of the queue and the measurement.
 """
 
 from __future__ import annotations
@@ -124,6 +127,12 @@ class _Rate:
     way, so that a batch of 32 finishing together counts 32, and idle time counts
     nothing. A lookup cut short or failed completes nothing: its time still
     counts, so a model that stops keeping up drags the rate down.
+
+    There is no measurement until the first turnover: as many lookups ended,
+    done or not, as ran at once on average meanwhile. Before it, completions
+    say nothing of the rate: at a cold start under a burst, the first lookup of
+    a batch is done while the rest of the batch is still running, and one
+    completion in the batch's time reads as a rate many times too low.
     """
 
     def __init__(self, window: float = 1.0) -> None:
@@ -131,14 +140,18 @@ class _Rate:
         self.done = 0.0
         self.busy = 0.0
         self.load = 0.0  # lookups running x seconds
-        self.ended = False  # has any lookup ended, done or not
+        self.ended = 0  # lookups ended, done or not, until the first turnover
+        self.turned_over = False
 
     @property
     def measured(self) -> Measured | None:
-        """The measurement; None until some lookup has ended."""
-        if not self.ended or self.busy <= 0.0:
+        """The measurement; None until the first turnover."""
+        if not self.turned_over or self.busy <= 0.0:
             return None
-        return Measured(self.done / self.busy, max(1.0, self.load / self.busy))
+        return Measured(self.done / self.busy, self._concurrency())
+
+    def _concurrency(self) -> float:
+        return max(1.0, self.load / self.busy) if self.busy > 0.0 else 1.0
 
     def advance(self, seconds: float, running: int) -> None:
         """`seconds` passed with `running` lookups under way: older ones weigh less."""
@@ -149,8 +162,10 @@ class _Rate:
             self.load = self.load * keep + running * seconds
 
     def ended_one(self, *, done: bool) -> None:
-        self.ended = True
         self.done += 1.0 if done else 0.0
+        if not self.turned_over:
+            self.ended += 1
+            self.turned_over = self.ended >= self._concurrency() - 1e-9
 
 
 class LookupGate:

@@ -13,6 +13,7 @@ from reprise._gateway.admission import (
     AdmissionSettings,
     LookupGate,
     Measured,
+    _Rate,
     batch_gain,
     running_limit,
     shed_reason,
@@ -260,3 +261,58 @@ async def test_lookups_cut_short_complete_nothing_in_all_their_time() -> None:
         await hold(gate, [], 1, release)
     release.set()
     await alone
+
+
+def test_the_first_of_a_cold_burst_to_finish_is_no_measurement() -> None:
+    # A fresh gateway, 32 lookups at once: the first is done after 16 ms while the
+    # other 31 are still in the model's batch. One completion in 16 ms with 32
+    # running would read 60 per second, and refuse the next arrival.
+    rate = _Rate()
+    rate.advance(0.016, running=32)
+    rate.ended_one(done=True)
+    assert rate.measured is None
+    assert running_limit(SETTINGS, rate.measured) == SETTINGS.in_flight
+    assert shed_reason(0, SETTINGS, rate.measured, running=31) is None
+    rate.advance(0.17, running=31)  # the rest of the batch, done together
+    for _ in range(31):
+        rate.ended_one(done=True)
+    measured = rate.measured
+    assert measured is not None
+    assert measured.rate == pytest.approx(32 / 0.186, rel=0.05)
+    assert 30.0 < measured.concurrency < 32.0
+    assert running_limit(SETTINGS, measured) >= 32
+
+
+def test_the_rate_is_measured_once_as_many_lookups_ended_as_ran_at_once() -> None:
+    rate = _Rate()
+    rate.advance(0.1, running=4)
+    for _ in range(3):
+        rate.ended_one(done=True)
+        assert rate.measured is None
+    rate.ended_one(done=False)  # cut short by the budget: it ended all the same
+    assert rate.measured == Measured(30.0, 4.0)
+    rate.advance(0.1, running=8)  # measured from then on, whatever runs
+    rate.ended_one(done=True)
+    assert rate.measured is not None
+
+
+async def test_a_cold_gate_admits_a_burst_while_its_first_batch_finishes() -> None:
+    clock = FakeClock()
+    gate = LookupGate(AdmissionSettings(in_flight=64, queued=8, budget_s=0.25), clock=clock)
+    first = asyncio.Event()
+    rest = asyncio.Event()
+    tasks = [asyncio.create_task(hold(gate, [], 0, first))]
+    tasks += [asyncio.create_task(hold(gate, [], i, rest)) for i in range(1, 32)]
+    await asyncio.sleep(0)
+    clock.now += 0.016
+    first.set()
+    await tasks[0]
+    assert (gate.running, gate.limit) == (31, 64)
+    again = asyncio.create_task(hold(gate, [], 32, rest))  # its client is back at once
+    await asyncio.sleep(0)
+    assert gate.running == 32
+    clock.now += 0.17
+    rest.set()
+    await asyncio.gather(*tasks[1:], again)
+    assert gate.rate.measured is not None
+    assert gate.limit >= 32
