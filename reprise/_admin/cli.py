@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 @contextlib.asynccontextmanager
 async def _open(config: GatewayConfig, only: str | None) -> AsyncIterator[dict[str, SemanticCache]]:
-    slots = make_slots(config)
+    slots = make_slots(config, serving=False)
     if only is not None and only not in slots:
         raise ConfigError(f"no cache {only!r}; configured: {', '.join(slots) or 'none'}")
     chosen = {name: slot for name, slot in slots.items() if only in (None, name)}

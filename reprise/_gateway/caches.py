@@ -26,6 +26,7 @@ from reprise._stores.redis_client import RedisClients
 
 _RETRY_FIRST, _RETRY_MAX = 0.5, 5.0
 _WARM_UP_TEXT = "warm up the embedding model"
+_WARM_UP_MAX = 64  # texts in the warm-up batch: the local model's largest call
 
 
 class CacheSlot:
@@ -36,11 +37,15 @@ class CacheSlot:
         name: str,
         factory: Callable[[], Awaitable[SemanticCache]],
         gate: LookupGate | None = None,
+        *,
+        warm_up_batch: int = 0,
     ) -> None:
         self.name = name
         self.factory = factory
         # Admits semantic lookups to this slot's model; None admits every one.
         self.gate = gate
+        # Texts in the batch the model runs once at open (0: a single text only).
+        self.warm_up_batch = warm_up_batch
         self.cache: SemanticCache | None = None
         self.error = "not opened yet"
 
@@ -52,8 +57,7 @@ class CacheSlot:
         try:
             cache = await self.factory()
             await cache.open()
-            # The first model call builds ORT's buffers; pay it here, not in a lookup budget.
-            await cache.embedder.embed([_WARM_UP_TEXT])
+            await self._warm_up(cache)
         except (CacheError, OSError) as exc:
             if cache is not None:
                 await _close_quietly(cache, self.name)
@@ -67,6 +71,15 @@ class CacheSlot:
         self.cache, self.error = cache, ""
         log_event("cache_open", logging.INFO, embeddings_backend=self.name)
         return True
+
+    async def _warm_up(self, cache: SemanticCache) -> None:
+        """The first model calls build ORT's buffers, for one text and again for a
+        batch (a local model's first batch of 32 takes about twice as long as the
+        next): pay them here, not in the lookup budgets of the first burst."""
+        await cache.embedder.embed([_WARM_UP_TEXT])
+        if self.warm_up_batch > 1:
+            texts = [f"{_WARM_UP_TEXT}, text {i}" for i in range(self.warm_up_batch)]
+            await cache.embedder.embed(texts)
 
     async def keep_opening(self, first: asyncio.Task[bool] | None = None) -> None:
         """Retry `open_once` with backoff until it succeeds (run as a task).
@@ -104,11 +117,14 @@ def make_slots(
     config: GatewayConfig,
     redis_clients: RedisClients | None = None,
     clock: Callable[[], float] = time.time,
+    *,
+    serving: bool = True,
 ) -> dict[str, CacheSlot]:
     """One slot per embeddings backend that some lookup names.
 
     Their Redis stores borrow their client from `redis_clients`, whose owner closes
-    it; `clock` is the Unix time their entries expire by.
+    it; `clock` is the Unix time their entries expire by. A `serving` slot runs
+    a local model once on a batch as it opens (see `CacheSlot._warm_up`).
     """
     backends = config.embeddings_backends
     slots: dict[str, CacheSlot] = {}
@@ -125,7 +141,11 @@ def make_slots(
                 candidates=config.cache.candidates,
             )
 
-        slots[backend.id] = CacheSlot(backend.id, factory, LookupGate(_admission(config)))
+        gate = LookupGate(_admission(config))
+        # A remote endpoint has no buffers of ours to build, and a batch would be billed.
+        warm_up = min(config.cache.max_lookups_in_flight, _WARM_UP_MAX)
+        warm_up = warm_up if serving and backend.is_local else 0
+        slots[backend.id] = CacheSlot(backend.id, factory, gate, warm_up_batch=warm_up)
     return slots
 
 
