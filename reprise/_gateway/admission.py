@@ -133,6 +133,12 @@ class _Rate:
     say nothing of the rate: at a cold start under a burst, the first lookup of
     a batch is done while the rest of the batch is still running, and one
     completion in the batch's time reads as a rate many times too low.
+
+    For the same reason the measurement is read as of the last lookup that
+    ended: completions come in bursts, as a model batch ends, so the busy time
+    since then, counted without the completions it is about to bring, would
+    make the rate sag through every batch. A model that stalls still shows
+    within one budget: the budget cuts its lookups short, and they end.
     """
 
     def __init__(self, window: float = 1.0) -> None:
@@ -142,13 +148,12 @@ class _Rate:
         self.load = 0.0  # lookups running x seconds
         self.ended = 0  # lookups ended, done or not, until the first turnover
         self.turned_over = False
+        self._measured: Measured | None = None
 
     @property
     def measured(self) -> Measured | None:
-        """The measurement; None until the first turnover."""
-        if not self.turned_over or self.busy <= 0.0:
-            return None
-        return Measured(self.done / self.busy, self._concurrency())
+        """The measurement as of the last lookup that ended; None until the first turnover."""
+        return self._measured
 
     def _concurrency(self) -> float:
         return max(1.0, self.load / self.busy) if self.busy > 0.0 else 1.0
@@ -166,6 +171,8 @@ class _Rate:
         if not self.turned_over:
             self.ended += 1
             self.turned_over = self.ended >= self._concurrency() - 1e-9
+        if self.turned_over and self.busy > 0.0:
+            self._measured = Measured(self.done / self.busy, self._concurrency())
 
 
 class LookupGate:

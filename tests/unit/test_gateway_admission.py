@@ -316,3 +316,22 @@ async def test_a_cold_gate_admits_a_burst_while_its_first_batch_finishes() -> No
     await asyncio.gather(*tasks[1:], again)
     assert gate.rate.measured is not None
     assert gate.limit >= 32
+
+
+def test_the_rate_does_not_sag_while_a_batch_runs_and_moves_as_lookups_end() -> None:
+    rate = _Rate()
+    for _ in range(10):  # batches of 30 lookups, 150 ms each: 200 per second
+        rate.advance(0.15, running=30)
+        for _ in range(30):
+            rate.ended_one(done=True)
+    before = rate.measured
+    assert before is not None
+    assert before.rate == pytest.approx(200.0)
+    rate.advance(0.1, running=30)  # the next batch, two thirds through
+    assert rate.measured == before
+    assert running_limit(SETTINGS, rate.measured) >= 32
+    rate.advance(0.05, running=30)
+    rate.ended_one(done=False)  # one cut short: the rate has to answer for the batch's time
+    after = rate.measured
+    assert after is not None
+    assert after.rate < before.rate
