@@ -29,12 +29,15 @@ instead lets it go (`done_early`), and the lock, if it was taken, is released.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from reprise._stores.redis_client import RedisClients, is_redis_url
+
+logger = logging.getLogger("reprise.gateway")
 
 _POLL_FIRST, _POLL_MAX = 0.01, 0.2  # seconds between polls of the exact tier, doubling
 LOCK_TTL = 3.0  # seconds; renewed every third of it while the leader works
@@ -153,7 +156,8 @@ class SingleFlight:
     async def _let_go(self, attempt: EarlyLock) -> None:
         try:
             taken = await attempt.task
-        except Exception:  # the lock fails open and never raises; be sure anyway
+        except Exception:  # a lock fails open and should never raise: a bug, so say so
+            logger.exception("single-flight: taking the lock for %s failed", attempt.key[:12])
             return
         if taken and self.lock is not None:
             await self.lock.release(attempt.key, attempt.token)
