@@ -566,6 +566,12 @@ def _phrase(words: Sequence[str], i: int, step: int, limit: int = 3) -> set[str]
     return out
 
 
+_ENTITY_KINDS = _set(
+    "city cities town country countries nation state states province capital continent "
+    "island islands river rivers lake lakes mountain mountains ocean sea planet planets "
+    "language company companies person team element"
+)
+
 # Framings that ask for nothing: "Can you tell me X?" asks X.
 _FRAMES = tuple(
     re.compile(f)
@@ -620,8 +626,23 @@ def _canonical_number(word: str) -> str:
 
 
 def same_words(a: str, b: str) -> bool:
-    """The two prompts say the same words: only case, punctuation or framing differ."""
-    return surface(a) == surface(b)
+    """The two prompts say the same words: only case, punctuation or framing differ,
+    or one names the kind of thing it asks for and the other doesn't."""
+    sa, sb = surface(a), surface(b)
+    return sa == sb or _kind_named(sa, sb) or _kind_named(sb, sa)
+
+
+# "Which city is the capital of France?" asks what "What is the capital of France?"
+# asks: the rest already fixes the kind of thing named. Attributes ("What colour is
+# the sky?") change the question and are not kinds; nor is a kind the other prompt
+# names differently ("Which country is...").
+_KIND_FRAME = re.compile(rf"^(?:what|which) (?:{'|'.join(sorted(_ENTITY_KINDS))}) (?:is|are) ")
+
+
+def _kind_named(named: str, plain: str) -> bool:
+    """`named` is `plain` asked as "which <kind> is ..." (both are `surface` forms)."""
+    match = _KIND_FRAME.match(named)
+    return match is not None and named[match.end() :] == plain
 
 
 CHECKS = {

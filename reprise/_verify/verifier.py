@@ -3,7 +3,7 @@
     candidate (nearest first, within the cache's threshold and the entry's own
     feedback limit, which the cache checks for every verifier)
       1. a rule check fails (number, negation...) -> skip        every semantic candidate
-      2. same words but for case, punctuation...  -> serve it
+      2. same words but for case, punctuation...  -> serve it (also "which city is X" / "what is X")
       3. same content words, very near            -> serve it
       4. nearly the same vector (<= 0.015)        -> serve it
       5. learned logit >= cut-off(target)         -> serve it

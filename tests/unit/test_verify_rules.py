@@ -121,3 +121,24 @@ def test_capitalised_words_are_names_only_mid_sentence() -> None:
 )
 def test_same_words_keeps_operators(a: str, b: str, same: bool) -> None:
     assert same_words(a, b) is same
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Which city is the capital of France?", "What is the capital of France?", True),
+        ("what is the capital of france", "Which city is the capital of France?", True),
+        ("What planets are gas giants?", "What are gas giants?", True),
+        # another kind named: another question
+        ("Which city is the capital of France?", "Which country is the capital of France?", False),
+        # an attribute is not a kind: "what colour is X" does not ask "what is X"
+        ("What colour is the sky?", "What is the sky?", False),
+        # the kind only frames the question: said elsewhere, it is a word like any other
+        ("What is the largest country in Africa?", "What is the largest in Africa?", False),
+        # tense is not framing
+        ("Which city was the capital of Germany?", "What is the capital of Germany?", False),
+    ],
+)
+def test_same_words_when_one_names_the_kind_asked_for(a: str, b: str, same: bool) -> None:
+    assert same_words(a, b) is same
+    assert same_words(b, a) is same
