@@ -27,7 +27,7 @@ from pathlib import Path
 from verifier_rewords import reword
 
 from reprise._bench.data import Pair, load_pairs
-from reprise._verify import rules
+from reprise._verify import lexicon, rules
 
 HELD_OUT_FOLDS = 5
 # QQP is by far the largest source and its labels the noisiest: a sample of its
@@ -190,7 +190,7 @@ def _antonym(text: str, rng: random.Random) -> str | None:
         for x, y in ((a, b), (b, a)):
             if re.search(rf"\b{re.escape(x)}\b", text, re.I):
                 options.append((x, y))
-    for group in rules._EXCLUSIVE_GROUPS:
+    for group in lexicon.EXCLUSIVE_GROUPS:
         members = [m.split("/") for m in group.split()]  # "kid/child": one member
         for member in members:
             for w in member:

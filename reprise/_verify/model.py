@@ -23,9 +23,9 @@ from reprise._verify.rules import (
     Tokens,
     content_words,
     is_content,
-    same_words,
     tokenize,
 )
+from reprise._verify.surface import same_words
 
 LEXICAL_FEATURES: tuple[str, ...] = (
     "distance",

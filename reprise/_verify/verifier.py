@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from reprise._protocols import Decision, Match, TokenSource
 from reprise._verify.align import Words, merge_pieces
 from reprise._verify.model import NEAR_DISTANCE, features, reworded, same_order
-from reprise._verify.rules import CHECKS, conflicts, same_words
+from reprise._verify.rules import CHECKS, conflicts
+from reprise._verify.surface import same_words
 from reprise._verify.weights import VerifierWeights
 
 DEFAULT_TARGET_PRECISION = 0.95

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reprise._verify.rules import conflicts, roles, same_words, tokenize
+from reprise._verify.rules import conflicts, roles, tokenize
+from reprise._verify.surface import same_words
 
 PAIRS = Path(__file__).parents[1] / "data" / "constructed_pairs.jsonl"
 ROWS = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
