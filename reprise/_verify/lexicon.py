@@ -235,6 +235,16 @@ BOUNDARY = frozenset({",", ";", ":", "?", "!", ".", "(", ")", "and", "or", "but"
 
 # "several thousand" and "thousands" say no number; "two thousand" and "a thousand" do.
 MAGNITUDES = frozenset(("hundred", "thousand", "million", "billion"))
+# What a number said before them is multiplied by: "15k", "2.5 million", a "7b" model.
+SCALES = {
+    "k": 1e3,
+    "hundred": 1e2,
+    "thousand": 1e3,
+    "million": 1e6,
+    "billion": 1e9,
+    "bn": 1e9,
+    "b": 1e9,
+}
 VAGUE = frozenset(("several", "many", "few", "some", "multiple", "countless", "of"))
 
 ENTITY_KINDS = _set(

@@ -32,6 +32,7 @@ from reprise._verify.lexicon import (
     NUMBER_WORDS,
     ORDINALS,
     PROGRAMMING,
+    SCALES,
     STOPWORDS,
     UNITS,
     VAGUE,
@@ -129,18 +130,29 @@ def _number(word: str) -> float | None:
     return None
 
 
-def _numbers_at(words: Sequence[str]) -> list[tuple[int, float]]:
-    """(position, value) of each number said, skipping vague magnitudes."""
-    return [
-        (i, n)
-        for i, w in enumerate(words)
-        if (n := _number(w)) is not None
-        and not (w in MAGNITUDES and i > 0 and words[i - 1] in VAGUE)
-    ]
+def _numbers_at(words: Sequence[str]) -> list[tuple[int, int, float]]:
+    """(first, last position, value) of each number said, skipping vague magnitudes.
+
+    A scale after a number is part of it: "15k", "15 thousand" and "15,000" are one number.
+    """
+    out: list[tuple[int, int, float]] = []
+    i = 0
+    while i < len(words):
+        w, n = words[i], _number(words[i])
+        if n is None or (w in MAGNITUDES and i > 0 and words[i - 1] in VAGUE):
+            i += 1
+            continue
+        last = i
+        while last + 1 < len(words) and words[last + 1] in SCALES and words[last] not in SCALES:
+            n *= SCALES[words[last + 1]]
+            last += 1
+        out.append((i, last, n))
+        i = last + 1
+    return out
 
 
 def numbers(tokens: Tokens) -> Counter[float]:
-    return Counter(n for _, n in _numbers_at(tokens.words))
+    return Counter(n for _, _, n in _numbers_at(tokens.words))
 
 
 def units(tokens: Tokens) -> frozenset[str]:
@@ -182,8 +194,8 @@ def quantities(tokens: Tokens) -> Counter[tuple[float, str]]:
     """Each number with the unit next to it ("5 km", "$5", "5 %")."""
     out: Counter[tuple[float, str]] = Counter()
     words = tokens.words
-    for i, n in _numbers_at(words):
-        after = UNITS.get(words[i + 1], "") if i + 1 < len(words) else ""
+    for i, last, n in _numbers_at(words):
+        after = UNITS.get(words[last + 1], "") if last + 1 < len(words) else ""
         before = UNITS.get(words[i - 1], "") if i > 0 and words[i - 1] in "$€£¥₹" else ""
         out[(n, after or before)] += 1
     return out
@@ -191,9 +203,33 @@ def quantities(tokens: Tokens) -> Counter[tuple[float, str]]:
 
 def negation_conflict(a: Tokens, b: Tokens) -> bool:
     """One side is negated and the other is not ("can I" vs "can't I")."""
-    neg_a = sum(_negating(w) for w in a.words) + _prefix_negated(a, b)
-    neg_b = sum(_negating(w) for w in b.words) + _prefix_negated(b, a)
+    neg_a = _negations(a.words) + _prefix_negated(a, b)
+    neg_b = _negations(b.words) + _prefix_negated(b, a)
     return (neg_a % 2) != (neg_b % 2) or (neg_a > 0) != (neg_b > 0)
+
+
+def _negations(words: Sequence[str]) -> int:
+    """How many negations `words` say, for their parity.
+
+    A negated form said again ("non-hashable" twice) negates once, and an answer's
+    "No, ..." negates nothing: "No, it doesn't exist" says what "It does not exist"
+    says. A "No." with nothing after it is the whole answer, and counts.
+    """
+    plain = sum(1 for i, w in enumerate(words) if w in NEGATIONS and not _answer_no(words, i))
+    formed = {w for w in words if _negating(w) and w not in NEGATIONS}
+    return plain + len(formed)
+
+
+def _answer_no(words: Sequence[str], i: int) -> bool:
+    return (
+        words[i] == "no"
+        and (i == 0 or words[i - 1] in _SENTENCE_END)
+        and i + 2 < len(words)
+        and words[i + 1] in (",", ".", "!", ";", ":")
+    )
+
+
+_SENTENCE_END = frozenset((".", "!", "?", ":"))
 
 
 def _prefix_negated(a: Tokens, b: Tokens) -> int:

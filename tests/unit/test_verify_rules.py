@@ -66,6 +66,17 @@ ROWS = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.stri
         ("Go to the store from home", "Go from home to the store", None),
         ("Difference between TCP and UDP", "Difference between UDP and TCP", None),
         ("How to learn to cook", "How do I learn cooking", None),
+        # a scale is part of its number
+        ("Best phone below 15k?", "Best phone below 15,000?", None),
+        ("Best phone below 15k?", "Best phone below 20k?", "number"),
+        ("A salary of 2.5 million dollars", "A salary of $2.5 million", None),
+        ("Earn 15 thousand a year", "Earn 15 a year", "number"),
+        # an answer's "No," negates nothing; a negated form said twice negates once
+        ("No, it doesn't exist in v2.", "It does not exist in v2.", None),
+        ("No, there are no required tags.", "There are not any required tags.", None),
+        ("No.", "Yes.", "negation"),
+        ("Is there no way to do it?", "Is there a way to do it?", "negation"),
+        ("Use non-streaming mode, as non-streaming is simpler", "Use non-streaming mode", None),
     ],
 )
 def test_check_fires_only_on_its_family(a: str, b: str, check: str | None) -> None:
