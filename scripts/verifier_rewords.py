@@ -100,7 +100,7 @@ def _numeral(text: str, rng: random.Random) -> str | None:
     for word, n in _NUMERALS.items():
         if re.search(rf"\b{word}\b", text, re.I):
             return re.sub(rf"\b{word}\b", str(n), text, count=1, flags=re.I)
-    m = re.search(r"\b([2-9]|1[0-2])\b(?![.,:]\d)", text)
+    m = re.search(r"(?<!\d[.,:])\b([2-9]|1[0-2])\b(?![.,:]\d)", text)
     if m:
         return text[: m.start()] + _WORD_OF[int(m.group())] + text[m.end() :]
     return None
