@@ -33,6 +33,18 @@ def test_word_pieces_merge_into_words_with_mean_vectors() -> None:
     assert np.allclose(words.vectors[0], _vec(1, 1, 0), atol=1e-6)
 
 
+def test_word_pieces_merge_as_one_reduceat_over_all_words_would() -> None:
+    # one-, two- and three-piece words, a leading continuation, float16 input as remembered
+    tokens = ["##x", "un", "##break", "##able", "glass", "is", "rare", "##ly", "seen"]
+    vectors = np.random.default_rng(7).standard_normal((len(tokens), 16)).astype(np.float16)
+    words = merge_pieces(tokens, vectors)
+    assert words.words == ("##x", "unbreakable", "glass", "is", "rarely", "seen")
+    summed = np.add.reduceat(vectors.astype(np.float32), [0, 1, 4, 5, 6, 8], axis=0)
+    expected = summed / np.linalg.norm(summed, axis=1, keepdims=True)
+    assert words.vectors.dtype == np.float32
+    assert words.vectors.tobytes() == expected.astype(np.float32).tobytes()
+
+
 def test_alignment_finds_the_word_without_a_counterpart() -> None:
     same = Words(("cheap", "flights"), np.stack([_vec(1, 0, 0), _vec(0, 1, 0)]), (True, True))
     swapped = Words(("cheap", "trains"), np.stack([_vec(1, 0, 0), _vec(0, 0, 1)]), (True, True))
