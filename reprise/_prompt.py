@@ -51,6 +51,7 @@ _EXTRA_FIELDS = (
     "output",
     "type",
 )
+_EXTRA = frozenset(_EXTRA_FIELDS)
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n\s*")
 _SPACE = re.compile(r"\s+")
@@ -140,7 +141,9 @@ def from_messages(
         if ignore_system_messages and role in SYSTEM_ROLES:
             continue
         text = content_text(message.get("content"), f"{param}[{i}].content", blobs)
-        extra = {k: message[k] for k in _EXTRA_FIELDS if message.get(k) is not None}
+        # Over the message's own keys (usually role and content), not every field name;
+        # the order does not matter: the context is hashed with sorted keys.
+        extra = {k: v for k, v in message.items() if k in _EXTRA and v is not None}
         messages.append((role, text, extra))
     attachments = digest(blobs) if blobs else ""
     last = _last_user_turn(messages)

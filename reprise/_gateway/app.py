@@ -261,12 +261,13 @@ class Gateway:
             raise not_found(path)
         api, suffix = match
         ex.api = api
-        if api.cached:
+        cached = api.cached
+        if cached:
             ex.cache_status = "BYPASS"  # until a lookup says otherwise; a 401 carries it too
         caller = self._authenticate(ex.scope)
         if caller.subscription is not None:
             ex.log["subscription"] = caller.subscription.id  # the id; never the key
-        endpoint = _endpoint(method, suffix) if api.cached else None
+        endpoint = _endpoint(method, suffix) if cached else None
         if endpoint is None:
             await self._passthrough(ex, receive, api, suffix, caller)
         else:
@@ -385,7 +386,8 @@ class Gateway:
         )
         ex.noted = Noted(policy.embeddings_backend_id)
         ex.noted.partition, ex.noted.prompt = plan.partition, plan.prompt.question
-        ex.trace.add("partition", **plan.trace_fields())
+        if ex.trace.enabled:
+            ex.trace.add("partition", **plan.trace_fields())
         return plan
 
     def _plan_for(
@@ -486,6 +488,8 @@ class Gateway:
             return None
         if semantic:
             self.flights.note(missed=found.hit is None)
+        if not ex.trace.enabled:
+            return found
         ex.trace.add(
             "lookup",
             threshold=policy.score_threshold,

@@ -18,6 +18,8 @@ import time
 from typing import Any
 
 TRACE_HEADER = b"x-reprise-trace"
+# `json.dumps(steps, separators=...)` with the encoder made once, not per response.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 logger = logging.getLogger("reprise.gateway")
 
@@ -44,7 +46,7 @@ class Trace:
         """The response header carrying the trace, or none if not asked for."""
         if not self.enabled:
             return []
-        return [(TRACE_HEADER, json.dumps(self.steps, separators=(",", ":")).encode())]
+        return [(TRACE_HEADER, _ENCODE(self.steps).encode())]
 
 
 def wants_trace(value: bytes | None) -> bool:
