@@ -43,6 +43,14 @@ the index. A search that still meets a key gone between the index and the
 read skips it (`_matches`); `get` of an evicted key is a miss. `evictions`
 reports the server's `evicted_keys`, as last read by `partition_stats`.
 
+Near cache. Entries this process read by id (`get`: the exact tier) are kept in
+memory while Redis says their keys are unchanged (`redis_near`: client-side
+caching with `CLIENT TRACKING ... BCAST PREFIX`), so an exact repeat costs no
+round trip. Any write, delete, expiry or flush of a key under the prefix, by any
+process, drops the copy; without a live invalidation connection nothing is
+served from it. `near_cache` bounds it in entries (0 turns it off) and
+`near_cache_mb` in megabytes, also as URL options (`?near_cache=0`).
+
 Failure. Every Redis error becomes a `StoreError`; an unreachable server is
 `StoreUnavailable`, raised within `timeout` seconds (default 0.1 s, well
 inside a 250 ms lookup budget: socket and connect timeouts on the client, one
@@ -79,6 +87,7 @@ from reprise._exceptions import ConfigError, IndexMismatch, StoreError, StoreUna
 from reprise._protocols import KEY_LAYOUT, Entry, Match, PartitionStats, Vector
 from reprise._stores.redis_client import DEFAULT_TIMEOUT, RedisClients, split_url, url_timeout
 from reprise._stores.redis_direct import DirectCommands
+from reprise._stores.redis_near import DEFAULT_BYTES, DEFAULT_ENTRIES, NearCache
 
 T = TypeVar("T")
 logger = logging.getLogger("reprise.store")
@@ -118,6 +127,9 @@ class RedisStore:
     the same Redis, the gateway's rate limiter; without it the store has its own.
     `clock` gives the Unix time reads compare `expires_at` with (tests advance
     one); Redis deletes expired keys by its own clock.
+    `near_cache` is how many entries read by id are kept in memory between
+    invalidations from Redis (0: none, every `get` reads Redis), and
+    `near_cache_mb` their total size in megabytes (see the module's "Near cache").
     """
 
     def __init__(
@@ -133,6 +145,8 @@ class RedisStore:
         hybrid_policy: str | None = None,
         clients: RedisClients | None = None,
         clock: Callable[[], float] = time.time,
+        near_cache: int = DEFAULT_ENTRIES,
+        near_cache_mb: float = DEFAULT_BYTES / 2**20,
     ) -> None:
         url, options = split_url(url)
         prefix = options.get("prefix", prefix)
@@ -143,6 +157,8 @@ class RedisStore:
         timeout = url_timeout(options, timeout)
         try:
             self.ef_runtime = int(options.get("ef_runtime", ef_runtime))
+            near_cache = int(options.get("near_cache", near_cache))
+            near_cache_mb = float(options.get("near_cache_mb", near_cache_mb))
         except ValueError as exc:
             raise ConfigError(f"invalid option in the Redis URL: {exc}") from exc
         self.prefix = prefix
@@ -157,6 +173,15 @@ class RedisStore:
         # Single commands (the lookups' HGETALL and FT.SEARCH) skip redis-py's
         # per-command machinery; pipelines and the rest go through the client.
         self._direct = DirectCommands(self._client.connection_pool, timeout)
+        self._near: NearCache | None = None
+        if near_cache > 0 and near_cache_mb > 0:
+            self._near = NearCache(
+                self._client.connection_pool,
+                prefix,
+                max_entries=near_cache,
+                max_bytes=int(near_cache_mb * 2**20),
+                connect_timeout=max(timeout, 0.5),
+            )
         self._dims: int | None = None
         self.evictions = 0
         self._index_ready = False
@@ -164,14 +189,35 @@ class RedisStore:
 
     async def open(self, dims: int) -> None:
         self._dims = dims
+        if self._near is not None:
+            self._near.start()  # it connects, and reconnects, on its own
         await self._call(self._noop)
 
     async def aclose(self) -> None:
+        if self._near is not None:
+            await self._near.aclose()
         await self._direct.aclose()  # the store's own, also with a shared client
         if self._own_clients:  # a shared client is closed by its owner
             await self._clients.aclose()
 
     async def get(self, entry_id: str) -> Entry | None:
+        near = self._near
+        if near is None:
+            return await self._read(entry_id)
+        entry = near.get(entry_id)
+        if entry is not None:
+            if _live(entry, self._clock()):
+                return entry
+            near.drop(entry_id)
+        token = near.begin(entry_id)
+        entry = None
+        try:
+            entry = await self._read(entry_id)
+        finally:
+            near.end(entry_id, token, entry)
+        return entry
+
+    async def _read(self, entry_id: str) -> Entry | None:
         fields = await self._call(lambda: self._command("HGETALL", self._key(entry_id)))
         if not fields:
             return None
@@ -212,17 +258,34 @@ class RedisStore:
                     pipe.pexpireat(key, int(entry.expires_at * 1000))
                 await pipe.execute()
 
-        await self._call(write)
+        self._forget(entry.id)
+        try:
+            await self._call(write)
+        finally:
+            self._forget(entry.id)
 
     async def delete(self, entry_id: str) -> bool:
-        return bool(await self._call(lambda: self._client.delete(self._key(entry_id))))
+        self._forget(entry_id)
+        try:
+            return bool(await self._call(lambda: self._client.delete(self._key(entry_id))))
+        finally:
+            self._forget(entry_id)
 
     async def clear(self, partition: str | None = None) -> int:
         query = "*" if partition is None else f"@ptag:{{{_partition_tag(partition)}}}"
         removed = 0
-        while deleted := await self._call(lambda: self._clear_page(query)):
-            removed += deleted
+        try:
+            while deleted := await self._call(lambda: self._clear_page(query)):
+                removed += deleted
+        finally:
+            if self._near is not None:
+                self._near.clear()
         return removed
+
+    def _forget(self, entry_id: str) -> None:
+        """This process changes `entry_id`: no copy of it, without waiting for Redis to say."""
+        if self._near is not None:
+            self._near.drop(entry_id)
 
     async def _clear_page(self, query: str) -> int:
         # The index shrinks as keys go, so the first page is always the next one.

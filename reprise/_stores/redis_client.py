@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_TIMEOUT = 0.1  # seconds: well inside the gateway's 250 ms lookup budget
-_URL_OPTIONS = frozenset({"prefix", "index_name", "timeout", "ef_runtime"})
+_URL_OPTIONS = frozenset(
+    {"prefix", "index_name", "timeout", "ef_runtime", "near_cache", "near_cache_mb"}
+)
 
 
 def is_redis_url(url: str) -> bool:
