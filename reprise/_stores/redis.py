@@ -43,8 +43,9 @@ the index. A search that still meets a key gone between the index and the
 read skips it (`_matches`); `get` of an evicted key is a miss. `evictions`
 reports the server's `evicted_keys`, as last read by `partition_stats`.
 
-Near cache. Entries this process read by id (`get`: the exact tier) are kept in
-memory while Redis says their keys are unchanged (`redis_near`: client-side
+Near cache. Entries this process read by id (`get`: the exact tier), or wrote
+(read back once after the write), are kept in memory while Redis says their keys
+are unchanged (`redis_near`: client-side
 caching with `CLIENT TRACKING ... BCAST PREFIX`), so an exact repeat costs no
 round trip. Any write, delete, expiry or flush of a key under the prefix, by any
 process, drops the copy; without a live invalidation connection nothing is
@@ -263,6 +264,17 @@ class RedisStore:
             await self._call(write)
         finally:
             self._forget(entry.id)
+        if self._near is not None:
+            await self._read_back(entry.id)
+
+    async def _read_back(self, entry_id: str) -> None:
+        """Give the near cache a copy of what this process just wrote: read from Redis
+        like any `get` (a copy taken from the write itself could be older than a
+        write by another process that Redis's message has not reported yet)."""
+        try:
+            await self.get(entry_id)
+        except StoreError as exc:  # the write went through; only the copy is missing
+            logger.debug("near cache: no copy of %s after writing it: %s", entry_id, exc)
 
     async def delete(self, entry_id: str) -> bool:
         self._forget(entry_id)

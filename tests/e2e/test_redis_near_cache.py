@@ -108,11 +108,11 @@ def count_reads(store: RedisStore) -> list[tuple[Any, ...]]:
 
 
 async def test_a_repeat_is_served_from_memory(make_store: Callable[..., RedisStore]) -> None:
-    store = await opened(make_store())
-    await store.upsert(entry("a"))
-    reads = count_reads(store)
+    reader, writer = await opened(make_store()), await opened(make_store())
+    await writer.upsert(entry("a"))
+    reads = count_reads(reader)
 
-    got = [await store.get("a") for _ in range(3)]
+    got = [await reader.get("a") for _ in range(3)]
 
     assert all(found is not None for found in got)
     second = got[1]
@@ -120,9 +120,24 @@ async def test_a_repeat_is_served_from_memory(make_store: Callable[..., RedisSto
     assert second.response == "first"
     assert second.vector is not None
     assert [args[0] for args in reads] == ["HGETALL"]  # one read, then memory
-    assert await store.get("missing") is None  # a miss is never remembered
-    assert await store.get("missing") is None
+    assert await reader.get("missing") is None  # a miss is never remembered
+    assert await reader.get("missing") is None
     assert [args[0] for args in reads] == ["HGETALL"] * 3
+
+
+async def test_what_a_store_writes_it_reads_back_once(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    store = await opened(make_store())
+    reads = count_reads(store)
+
+    for name in "abcde":
+        await store.upsert(entry(name))
+
+    assert [args[0] for args in reads] == ["HGETALL"] * 5  # a read-back after each write
+    # Kept unless the write's own invalidation overtook its read-back (then read again).
+    assert near(store).size >= 1
+    assert (await store.get("a")).response == "first"  # type: ignore[union-attr]
 
 
 async def test_an_overwrite_by_another_replica_drops_the_copy(
