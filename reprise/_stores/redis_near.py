@@ -170,7 +170,9 @@ class NearCache:
         size = entry_bytes(entry)
         if self.max_entries <= 0 or size > self.max_bytes:
             return
-        self.drop(entry.id)
+        old = self._copies.pop(entry.id, None)  # not `drop`: no read here is overtaken
+        if old is not None:
+            self.bytes -= old[1]
         self._copies[entry.id] = (entry, size)
         self.bytes += size
         while len(self._copies) > self.max_entries or self.bytes > self.max_bytes:
@@ -199,6 +201,7 @@ class NearCache:
                 self.clear()  # nothing read before the subscription can be trusted
                 self._heard = time.monotonic()
                 self._link, self._subscribed = link, True
+                link.subscribed = True
                 delay = _RETRY_FIRST
                 await link.until_lost(self.lease)
             except asyncio.CancelledError:
@@ -208,6 +211,8 @@ class NearCache:
             finally:
                 if self._link is link:
                     self._lost()
+                if link.subscribed:
+                    logger.info("near cache: invalidation connection lost; bypassed until back")
                 await link.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX)
@@ -243,7 +248,7 @@ class NearCache:
                     text[:200],
                 )
             return
-        logger.info("near cache: invalidation connection lost (%s); bypassed until back", text)
+        logger.debug("near cache: no invalidation connection (%s); retrying", text)
 
 
 class _Link:
@@ -261,6 +266,7 @@ class _Link:
         self.parser = hiredis.Reader()
         self.replies: asyncio.Queue[Any] = asyncio.Queue()
         self.gone = asyncio.Event()
+        self.subscribed = False  # it was, at some point: its loss is worth a log line
 
     async def subscribe(
         self, kwargs: dict[str, Any], cls: type[AbstractConnection], prefix: str, lease: float

@@ -353,6 +353,12 @@ def test_copies_are_bounded_by_count_and_bytes() -> None:
         cache.end(name, cache.begin(name), entry(name))
     assert (cache.get("a"), cache.size) == (None, 2)  # the least recently used went
 
+    first, second = cache.begin("b"), cache.begin("b")  # two reads of one key at once
+    cache.end("b", first, entry("b", "newer"))
+    cache.end("b", second, entry("b", "newer"))  # the first one's copy overtakes nothing
+    assert (cache.get("b").response, cache.size) == ("newer", 2)  # type: ignore[union-attr]
+    assert (cache._reading, cache._overtaken) == ({}, set())  # nothing left behind
+
     one = entry_bytes(entry("a"))
     cache = subscribed(max_bytes=2 * one + 10)
     for name in ("a", "b", "c"):
