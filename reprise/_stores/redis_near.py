@@ -265,14 +265,15 @@ class _Link:
         self.conn: AbstractConnection | None = None
         self.parser = hiredis.Reader()
         self.replies: asyncio.Queue[Any] = asyncio.Queue()
-        self.gone = asyncio.Event()
+        self.gone = False  # the connection ended
         self.subscribed = False  # it was, at some point: its loss is worth a log line
 
     async def subscribe(
         self, kwargs: dict[str, Any], cls: type[AbstractConnection], prefix: str, lease: float
     ) -> None:
         conn = self.conn = cls(**kwargs)
-        await asyncio.wait_for(conn.connect(), lease)  # type: ignore[no-untyped-call]
+        async with asyncio.timeout(lease):
+            await conn.connect()  # type: ignore[no-untyped-call]
         reader: Any = conn._reader
         reader.feed_data, reader.feed_eof = self._feed, self._eof
         reader.set_exception = lambda exc: self._eof()
@@ -285,19 +286,19 @@ class _Link:
             raise ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
 
     async def until_lost(self, lease: float) -> None:
-        """Ping every lease / 3 until the connection ends or is silent for a lease."""
-        while not self.gone.is_set():
-            try:
-                await asyncio.wait_for(self.gone.wait(), lease / 3)
-                return
-            except TimeoutError:
-                pass
-            if time.monotonic() - self.near._heard >= lease:
-                return  # silent: lost, whatever the socket says
+        """Ping every lease / 3 until the connection ends or is silent for a lease.
+
+        A loss empties the near cache at once (`_eof`); this only notices it, within
+        lease / 3, to reconnect.
+        """
+        while True:
+            await asyncio.sleep(lease / 3)
+            if self.gone or time.monotonic() - self.near._heard >= lease:
+                return  # gone, or silent: lost, whatever the socket says
             await self._send("PING")
 
     async def close(self) -> None:
-        self.gone.set()
+        self.gone = True
         conn, self.conn = self.conn, None
         if conn is not None:
             try:
@@ -307,7 +308,8 @@ class _Link:
 
     async def _command(self, lease: float, *args: Any) -> Any:
         await self._send(*args)
-        reply = await asyncio.wait_for(self.replies.get(), lease)
+        async with asyncio.timeout(lease):
+            reply = await self.replies.get()
         if reply is _GONE:
             raise ConnectionError("the connection closed")
         if isinstance(reply, hiredis.ReplyError):
@@ -333,7 +335,7 @@ class _Link:
     def _eof(self) -> None:
         if self.near._link is self:
             self.near._lost()
-        self.gone.set()
+        self.gone = True
         self.replies.put_nowait(_GONE)
 
 
