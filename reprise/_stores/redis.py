@@ -264,7 +264,7 @@ class RedisStore:
             await self._call(write)
         finally:
             self._forget(entry.id)
-        if self._near is not None:
+        if self._near is not None and self._near.serving:  # else no copy would be kept
             await self._read_back(entry.id)
 
     async def _read_back(self, entry_id: str) -> None:
