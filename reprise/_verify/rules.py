@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache, wraps
 from typing import TypeVar
 
+from reprise._verify.code import operands
 from reprise._verify.lexicon import (
     AMBIGUOUS_LANGS,
     BOUNDARY,
@@ -72,6 +73,7 @@ class Tokens:
     words: tuple[str, ...]
     capitalised: frozenset[str]
     langs_as_written: frozenset[str]
+    code: frozenset[str] = frozenset()
 
 
 @memo_short
@@ -88,7 +90,7 @@ def tokenize(text: str) -> Tokens:
             capitalised.add(parts[0])  # "Newton's" names "newton", as `words` says it
         if low in AMBIGUOUS_LANGS and ((tok[:1].isupper() and low != "go") or tok == "Go"):
             written.add(low)
-    return Tokens(tuple(words), frozenset(capitalised), frozenset(written))
+    return Tokens(tuple(words), frozenset(capitalised), frozenset(written), operands(text))
 
 
 def _split_contraction(word: str) -> list[str]:
@@ -393,6 +395,12 @@ def _phrase(words: Sequence[str], i: int, step: int, limit: int = 3) -> set[str]
     return out
 
 
+def code_conflict(a: Tokens, b: Tokens) -> bool:
+    """Both prompts quote code, and not the same (`reprise._verify.code`)."""
+    return bool(a.code) and bool(b.code) and a.code != b.code
+
+
+# The checks the learned score also reads as features (its weights were fitted on these)...
 CHECKS = {
     "number": number_conflict,
     "unit": unit_conflict,
@@ -402,9 +410,12 @@ CHECKS = {
     "entity": entity_conflict,
     "direction": direction_conflict,
 }
+# ...and all that veto: quoted code is an exact operand, as numbers are, and the
+# training mix has too little of it to weigh.
+VETOES = {**CHECKS, "code": code_conflict}
 
 
-def conflicts(a: str, b: str, checks: Iterable[str] = CHECKS) -> list[str]:
+def conflicts(a: str, b: str, checks: Iterable[str] = VETOES) -> list[str]:
     """The names of the checks on which prompts `a` and `b` disagree (empty: none)."""
     ta, tb = tokenize(a), tokenize(b)
-    return [name for name in checks if CHECKS[name](ta, tb)]
+    return [name for name in checks if VETOES[name](ta, tb)]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from reprise._protocols import Decision, Match, TokenSource
 from reprise._verify.align import Words, merge_pieces
 from reprise._verify.model import NEAR_DISTANCE, features, reworded, same_order
-from reprise._verify.rules import CHECKS, conflicts
+from reprise._verify.rules import VETOES, conflicts
 from reprise._verify.surface import same_words
 from reprise._verify.weights import VerifierWeights
 
@@ -35,7 +35,7 @@ DEFAULT_TARGET_PRECISION = 0.95
 class RuleVerifier:
     """Serve the nearest candidate within the threshold that passes every rule check."""
 
-    def __init__(self, checks: Sequence[str] = tuple(CHECKS)) -> None:
+    def __init__(self, checks: Sequence[str] = tuple(VETOES)) -> None:
         self.checks = tuple(checks)
 
     async def decide(

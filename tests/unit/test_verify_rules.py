@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reprise._verify.code import operands
 from reprise._verify.rules import conflicts, roles, tokenize
 from reprise._verify.surface import same_words
 
@@ -77,6 +78,16 @@ ROWS = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.stri
         ("No.", "Yes.", "negation"),
         ("Is there no way to do it?", "Is there a way to do it?", "negation"),
         ("Use non-streaming mode, as non-streaming is simpler", "Use non-streaming mode", None),
+        # quoted code is an exact operand; said in words on one side, the score decides
+        ("What does `a.sort()` return?", "What does `sorted(a)` return?", "code"),
+        ("Why is `x <= y` false here?", "Why is `x < y` false here?", "code"),
+        ("Explain os.path.join", "Explain os.path.split", "code"),
+        ("What does print(7//2) output?", "What does print(7/2) output?", "code"),
+        ("What does `a.sort()` return?", "what does a.sort() return", None),
+        ("How does list.append() work?", "How does `list.append` work?", None),
+        ("What does `a.sort()` return?", "What does the sort method of a list return?", None),
+        ("Is Node.js faster than Deno?", "is node.js faster than deno", None),
+        ("Set max_length = 512 in the tokenizer", "Set max_length=512 in the tokenizer", None),
     ],
 )
 def test_check_fires_only_on_its_family(a: str, b: str, check: str | None) -> None:
@@ -107,6 +118,21 @@ def test_every_family_has_cases() -> None:
         "number", "unit", "entity", "negation", "antonym", "direction", "language", "scope",
     }  # fmt: skip
     assert sum(r["label"] for r in ROWS) >= 50
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Use `d.get(k, 0)` not d[k]", {"d.get(k,0)", "d[k]"}),
+        ("Call list.append() on it", {"list.append"}),
+        ("If x != y then set z = 1", {"!=", "="}),
+        ("Rename my_var to __init__", {"my_var", "__init__"}),
+        ("e.g. the U.S. economy, see Ph.D. notes on Node.js or musical.ly", set()),
+        ("A well-known and/or C++ answer, 3.5 times 2 - 1", set()),
+    ],
+)
+def test_code_operands(text: str, found: set[str]) -> None:
+    assert operands(text) == found
 
 
 def test_roles_ignore_infinitive_to() -> None:
