@@ -7,6 +7,12 @@
       4. verify       verifier.decide(question, candidates, threshold,       grey zone only
                                       tokens=self.tokens)
 
+With the local model, `store` writes the question's token vectors with the entry
+(from the token memory: the embedding call just made gave them), and a
+candidate whose vectors the memory lacks (an entry another replica stored, or
+stored before a restart) has them read from the store when the verifier asks,
+in place of a model call (`_Recalling`).
+
 Only the question is embedded and judged; the context (earlier turns, system
 messages, a pasted document) must match exactly, since the store searches
 within it alone. A question that does not fit the embedder's window, or a
@@ -19,6 +25,7 @@ stay available (the gateway) catch it and go to the backend.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from reprise._embedders.lru import LRUEmbedder
-from reprise._embedders.tokens import token_memory
-from reprise._exceptions import EmbedderError
+from reprise._embedders.tokens import TokenMemory, token_memory
+from reprise._exceptions import EmbedderError, StoreError
 from reprise._plugins import make_embedder, make_store
 from reprise._prompt import Prompt, entry_key
 from reprise._protocols import (
@@ -43,6 +50,7 @@ from reprise._protocols import (
     TextWindow,
     Tier,
     TokenSource,
+    TokenVectors,
     Vector,
     VectorStore,
     Verifier,
@@ -54,6 +62,7 @@ from reprise._verify.verifier import LearnedVerifier
 #: messages (`{"role", "content", ...}` as in the chat completions API), or a
 #: `Prompt` already extracted from a request.
 PromptLike = str | Sequence[Mapping[str, Any]] | Prompt
+logger = logging.getLogger("reprise.cache")
 
 
 class ThresholdVerifier:
@@ -224,7 +233,7 @@ class SemanticCache:
         t2 = time.perf_counter()
         verifier = _at_precision(self.verifier, target_precision)
         decision = (
-            await verifier.decide(question, matches, threshold, tokens=self.tokens)
+            await verifier.decide(question, matches, threshold, tokens=self._tokens_for(matches))
             if matches
             else None
         )
@@ -262,12 +271,15 @@ class SemanticCache:
         """Cache `response` for `prompt` in `partition`; return the entry id."""
         request = self.prompt(prompt)
         entry_id = request.key(partition)
+        tokens = None
         if self._exact_only(request):
             # Found by its id alone: a placeholder vector in a context of its own,
             # which no search ever names, so that no other request can reach it.
             vector, context = self._placeholder(), f"exact-only:{entry_id}"
         else:
             vector, context = (await self.embedder.embed([request.question]))[0], request.context
+            if isinstance(self.tokens, TokenMemory):  # remembered from that call, or None
+                tokens = self.tokens.encoded(request.question)
         now = self.clock()
         ttl = self.ttl if ttl is None else ttl
         entry = Entry(
@@ -280,6 +292,7 @@ class SemanticCache:
             expires_at=None if ttl is None else now + ttl,
             meta=dict(meta or {}),
             context=context,
+            tokens=tokens,
         )
         await self.vector_store.upsert(entry)
         return entry.id
@@ -312,8 +325,20 @@ class SemanticCache:
         if entry.vector is not None:  # learn the entry's own limit from the mark
             vector = (await self.embedder.embed([question]))[0]
             meta = tightened(meta, 1.0 - float(vector @ entry.vector))
-        await self.vector_store.upsert(dataclasses.replace(entry, meta=meta))
+        tokens = entry.tokens  # `get` leaves them out; the verifier's judging remembered them
+        if tokens is None and isinstance(self.tokens, TokenMemory):
+            tokens = self.tokens.encoded(entry.prompt)
+        await self.vector_store.upsert(dataclasses.replace(entry, meta=meta, tokens=tokens))
         return True
+
+    def _tokens_for(self, matches: Sequence[Match]) -> TokenSource | None:
+        """The token source for judging `matches`: the memory itself when it knows every
+        candidate's prompt, else one that reads the others' stored vectors first."""
+        memory = self.tokens
+        if not isinstance(memory, TokenMemory):
+            return memory
+        unknown = {m.entry.prompt: m.entry for m in matches if not memory.knows(m.entry.prompt)}
+        return _Recalling(memory, unknown, self.vector_store) if unknown else memory
 
     def _loose(self, threshold: float) -> float:
         # Candidates come from a little beyond the threshold so the verifier can
@@ -332,6 +357,42 @@ class SemanticCache:
         vector = np.zeros(self.embedder.dims, dtype=np.float32)
         vector[0] = 1.0
         return vector
+
+
+class _Recalling:
+    """The token memory, after the stored vectors of the texts asked for that it lacks.
+
+    Read when the verifier asks (it asks only for the candidates it judges),
+    from the entry if the search returned them, else from a `TokenStore` in one
+    call. Vectors missing, unreadable or foreign (another model's), or a store
+    error, leave the text to the memory's model call, as before they were stored.
+    """
+
+    def __init__(self, memory: TokenMemory, entries: dict[str, Entry], store: object) -> None:
+        self.memory = memory
+        self.entries = entries
+        self.store = store
+
+    async def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        wanted = [self.entries[t] for t in dict.fromkeys(texts) if t in self.entries]
+        wanted = [e for e in wanted if not self.memory.knows(e.prompt)]
+        if wanted:
+            await self._recall(wanted)
+        return await self.memory.token_vectors(texts)
+
+    async def _recall(self, entries: list[Entry]) -> None:
+        blobs = {e.id: e.tokens for e in entries if e.tokens is not None}
+        rest = [e.id for e in entries if e.id not in blobs]
+        fetch = getattr(self.store, "stored_tokens", None)
+        if rest and fetch is not None:
+            try:
+                blobs.update(await fetch(rest))
+            except StoreError as exc:
+                logger.debug("stored token vectors not read, judging with a model call: %s", exc)
+        for entry in entries:
+            blob = blobs.get(entry.id)
+            if blob is not None and not self.memory.learn(entry.prompt, blob):
+                logger.debug("entry %s: its stored token vectors are unreadable", entry.id)
 
 
 def _at_precision(verifier: Verifier, target_precision: float | None) -> Verifier:

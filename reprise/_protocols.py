@@ -41,7 +41,10 @@ class Entry:
     question in the same context and partition again replaces the entry, and
     the exact tier is a key lookup. `expires_at` is a Unix time; `None` keeps
     the entry until deleted. `meta` holds small JSON-able facts (verifier
-    feedback, the response's shape).
+    feedback, the response's shape). `tokens` is the prompt's token vectors,
+    encoded (`reprise._embedders.token_blob`), when the local model embedded it:
+    a store keeps them with the entry (a `TokenStore` reads them back on their
+    own; `get` and `search` may leave them out).
     """
 
     id: str
@@ -53,6 +56,7 @@ class Entry:
     expires_at: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     context: str = ""
+    tokens: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,20 @@ class VectorStore(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenStore(Protocol):
+    """A store that reads entries' stored `tokens` back apart from the entries (optional).
+
+    The cache asks only for candidates the verifier will judge and whose token
+    vectors it does not remember, so that neither the exact tier nor a search
+    carries them.
+    """
+
+    async def stored_tokens(self, entry_ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored `tokens` of those of `entry_ids` that have them."""
+        ...
+
+
 class Gate(Protocol):
     """Admits the semantic part of a lookup (the model call), after the exact tier.
 
@@ -155,8 +173,8 @@ class RateLimiter(Protocol):
 class PartitionStats:
     """What one partition of a store holds: live entries, their bytes, their age.
 
-    `bytes` counts the stored prompt, response, vector and meta (what the
-    entries themselves weigh, not the backend's bookkeeping); `oldest` and
+    `bytes` counts the stored prompt, response, vector, meta and token vectors
+    (what the entries themselves weigh, not the backend's bookkeeping); `oldest` and
     `newest` are the entries' `created_at` (Unix time), None when empty.
     """
 

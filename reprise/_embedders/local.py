@@ -179,6 +179,9 @@ class LocalEmbedder:
         self.spec = ModelSpec.load(model_dir)
         self.max_batch = max_batch
         self.onnx_path = self.spec.onnx_path(cache_dir)
+        #: The model's name and weights digest (the export's directory): what token vectors
+        #: stored with cache entries are tied to (`token_blob`).
+        self.model_id = self.onnx_path.parent.name
         if not self.onnx_path.is_file():
             where = "" if model_dir is None else f" --model-dir {model_dir}"
             raise EmbedderError(

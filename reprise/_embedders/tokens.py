@@ -5,8 +5,11 @@ vector too (the sentence vector is their pooled mean). `TokenMemory` sits under
 the cache's LRU, in place of the model: each text it embeds, stored or looked
 up, has its token vectors kept by text digest. When the verifier later judges
 a prompt against a cached entry, both are usually remembered and it runs no
-model call; only an entry stored by another process (or forgotten since) costs
-one, batched with the others it needs.
+model call. An entry stored by another process (or before a restart) carries its
+prompt's vectors (`token_blob`, written by the cache from this memory at store
+time), which the cache hands back here before the verifier asks (`learn`); only
+an entry without them (written by an older version, too long, or by a remote
+embedder) costs a model call, batched with the others it needs.
 
 The memory is bounded by texts and by bytes: a text's vectors cost 768 bytes
 per word piece, and the model reads up to 256 of them, so 4,096 long texts
@@ -24,6 +27,7 @@ from typing import cast
 
 import numpy as np
 
+from reprise._embedders import token_blob
 from reprise._protocols import Embedder, TokenEmbedder, TokenVectors, Vector
 
 DEFAULT_MAX_BYTES = 64 * 2**20
@@ -56,6 +60,8 @@ class TokenMemory:
         self.max_bytes = max_bytes
         self.nbytes = 0
         self._pieces: OrderedDict[bytes, _Remembered] = OrderedDict()
+        # Ties stored vectors to the model: another model's, even of the same width, are foreign.
+        self.tag = token_blob.model_tag(str(getattr(model, "model_id", type(model).__name__)))
 
     @property
     def dims(self) -> int:
@@ -83,6 +89,27 @@ class TokenMemory:
             for key, result in zip(missing, results, strict=True):
                 found[key] = self._remember(key, result)
         return [found[k] for k in keys]
+
+    def knows(self, text: str) -> bool:
+        """Whether `text`'s token vectors are remembered (no model call needed for it)."""
+        return _key(text) in self._pieces
+
+    def encoded(self, text: str) -> bytes | None:
+        """The remembered vectors of `text` as a blob to store with its entry, if any
+        (None also for a prompt past `token_blob.MAX_PIECES`)."""
+        item = self._pieces.get(_key(text))
+        if item is None:
+            return None
+        return token_blob.encode(text, item.tokens, item.vectors, self.tag)
+
+    def learn(self, text: str, blob: object) -> bool:
+        """Remember `text`'s vectors from a stored blob; False if it is no valid blob of
+        `text` from this model (then it is ignored, and the text costs a call if judged)."""
+        found = token_blob.decode(blob, text, self.dims, self.tag)
+        if found is None:
+            return False
+        self._remember(_key(text), found)
+        return True
 
     def forget(self) -> None:
         """Drop every remembered text (as a restart would)."""

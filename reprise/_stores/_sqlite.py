@@ -31,19 +31,22 @@ CREATE TABLE IF NOT EXISTS entries (
     created_at REAL NOT NULL,
     expires_at REAL,
     meta TEXT NOT NULL,
-    context TEXT NOT NULL DEFAULT ''
+    context TEXT NOT NULL DEFAULT '',
+    tokens BLOB
 );
 CREATE INDEX IF NOT EXISTS entries_partition ON entries (partition);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires_at) WHERE expires_at IS NOT NULL;
 """
 
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
-COLUMNS = "label, id, partition, prompt, response, vector, created_at, expires_at, meta, context"
-ROW = ", ".join("?" * 10)
+COLUMNS = (
+    "label, id, partition, prompt, response, vector, created_at, expires_at, meta, context, tokens"
+)
+ROW = ", ".join("?" * 11)
 #: What an entry weighs, in bytes: the same sum as `entry_size`, computed by SQLite.
 SIZE = (
     "LENGTH(CAST(prompt AS BLOB)) + LENGTH(CAST(response AS BLOB)) + LENGTH(vector)"
-    " + LENGTH(CAST(meta AS BLOB))"
+    " + LENGTH(CAST(meta AS BLOB)) + COALESCE(LENGTH(tokens), 0)"
 )
 #: When an entry was last read or written; older rows (before recency was kept) have NULL.
 USED = "COALESCE(last_used, created_at)"
@@ -138,6 +141,8 @@ class Database:
         columns = {row[1] for row in self.con.execute("PRAGMA table_info(entries)")}
         if "last_used" not in columns:
             self.con.execute("ALTER TABLE entries ADD COLUMN last_used REAL")
+        if "tokens" not in columns:  # stores written before token vectors were kept
+            self.con.execute("ALTER TABLE entries ADD COLUMN tokens BLOB")
         # The ages of each partition's entries, read from this index alone (`partition_ages`).
         self.con.execute(
             "CREATE INDEX IF NOT EXISTS entries_age ON entries (partition, created_at)"
@@ -212,6 +217,15 @@ class Database:
         )
         return {row[0]: _entry(row) for row in rows}
 
+    def stored_tokens(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The `tokens` of those of `ids` that have them (read apart from the entries)."""
+        marks = ",".join("?" * len(ids))
+        rows = self.con.execute(
+            f"SELECT id, tokens FROM entries WHERE id IN ({marks}) AND tokens IS NOT NULL",
+            tuple(ids),
+        )
+        return {row[0]: bytes(row[1]) for row in rows}
+
     def upsert(
         self,
         entry: Entry,
@@ -235,6 +249,7 @@ class Database:
                 entry.expires_at,
                 meta,
                 entry.context,
+                entry.tokens,
                 used,
             ),
         )

@@ -3,7 +3,7 @@
     SQLite (WAL)        every entry, the source of truth; one worker thread does all its I/O
     row map             id -> (label, partition, context, expires_at) per live entry, in memory
     indexes             one per (partition, context): exact numpy search, HNSW once large
-    hot entries         an LRU of recently read or written entries
+    hot entries         an LRU of recently read or written entries (without token vectors)
 
 The row map is kept in recency order (least recently used first): with
 `max_entries` or `max_bytes` set, an upsert that goes over evicts from its
@@ -64,9 +64,11 @@ class _Row(NamedTuple):
 
 
 def entry_size(entry: Entry, meta: str) -> int:
-    """The bytes an entry weighs against `max_bytes`: prompt, response, vector and meta."""
+    """The bytes an entry weighs against `max_bytes`: prompt, response, vector, meta and
+    stored token vectors."""
     vector = 0 if entry.vector is None else np.asarray(entry.vector, dtype=np.float32).nbytes
-    return len(entry.prompt.encode()) + len(entry.response.encode()) + vector + len(meta.encode())
+    size = len(entry.prompt.encode()) + len(entry.response.encode()) + vector
+    return size + len(meta.encode()) + len(entry.tokens or b"")
 
 
 def _expired(row: _Row, now: float) -> bool:
@@ -221,7 +223,9 @@ class EmbeddedStore:
         self._rows[entry.id] = _Row(label, key, entry.expires_at, size)
         self._count(entry.partition, 1, size)
         self._ids[label] = entry.id
-        self._remember(dataclasses.replace(entry, vector=vector, meta=json.loads(meta)))
+        # Without its token vectors: they are read only for a search's candidates, apart.
+        hot = dataclasses.replace(entry, vector=vector, meta=json.loads(meta), tokens=None)
+        self._remember(hot)
         if index.wants_upgrade():
             # A tiny graph (a test's low threshold) builds in microseconds; only a
             # real one is worth a thread and the journal.
@@ -229,6 +233,15 @@ class EmbeddedStore:
                 index.build_now()
             else:
                 self._spawn(index.upgrade())
+
+    async def stored_tokens(self, entry_ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored token vectors of those of `entry_ids` that are live and have them
+        (`TokenStore`: one SQLite read, apart from `get` and `search`)."""
+        self._require_open()
+        now = self._clock()
+        rows = [(i, self._rows.get(i)) for i in entry_ids]
+        live = [i for i, row in rows if row is not None and not _expired(row, now)]
+        return await self._run(self._db.stored_tokens, live) if live else {}
 
     async def delete(self, entry_id: str) -> bool:
         row = self._rows.get(entry_id)

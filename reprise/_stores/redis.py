@@ -6,9 +6,13 @@ Layout. One hash per entry under `prefix + entry.id`:
     ctag        TAG     hex digest of the entry's context (matched exactly too)
     vector      VECTOR  HNSW, FLOAT32, COSINE, DIM from the embedder
     partition, context, prompt, response, created_at, expires_at, meta (JSON)   not indexed
+    tokens      the prompt's token vectors (`token_blob`), when the local model embedded it
 
-The exact tier is `HGETALL` on the key, which is the exact-match hash itself
-(`Prompt.key(partition)`), so it needs no index and no TAG of its own.
+The exact tier is `HMGET` of the entry's fields on the key, which is the
+exact-match hash itself (`Prompt.key(partition)`), so it needs no index and no
+TAG of its own. `tokens` (~10 kB for a question) is read by neither the exact
+tier nor a search: the cache asks for it (`stored_tokens`, one `HGET`) only for
+a candidate its verifier judges and whose vectors it does not remember.
 The partition and context are indexed as digests rather than as themselves: TAG
 syntax needs every punctuation character escaped and cannot express the empty
 string, and a fixed-length hex digest needs neither. The semantic tier is one query,
@@ -106,9 +110,13 @@ _RETURN = (
     "partition", "context", "prompt", "response", "created_at", "expires_at", "meta", "dist",
 )  # fmt: skip
 _REQUIRED = frozenset({"partition", "prompt", "response"})
+#: What `get` reads: every field of the entry but `tokens`.
+_ENTRY = (
+    "partition", "context", "prompt", "response", "created_at", "expires_at", "meta", "vector",
+)  # fmt: skip
 _CLEAR_BATCH = 1000
 _SCAN_BATCH = 500
-_SIZED = ("prompt", "response", "vector", "meta")
+_SIZED = ("prompt", "response", "vector", "meta", "tokens")
 
 
 class RedisStore:
@@ -171,7 +179,7 @@ class RedisStore:
         self._own_clients = clients is None
         self._clients = RedisClients() if clients is None else clients
         self._client: aioredis.Redis = self._clients.get(url, timeout)
-        # Single commands (the lookups' HGETALL and FT.SEARCH) skip redis-py's
+        # Single commands (the lookups' HMGET and FT.SEARCH) skip redis-py's
         # per-command machinery; pipelines and the rest go through the client.
         self._direct = DirectCommands(self._client.connection_pool, timeout)
         self._near: NearCache | None = None
@@ -219,10 +227,9 @@ class RedisStore:
         return entry
 
     async def _read(self, entry_id: str) -> Entry | None:
-        fields = await self._call(lambda: self._command("HGETALL", self._key(entry_id)))
-        if not fields:
-            return None
-        row = _pairs(fields)
+        key = self._key(entry_id)
+        values = await self._call(lambda: self._command("HMGET", key, *_ENTRY))
+        row = {name: v for name, v in zip(_ENTRY, values or (), strict=False) if v is not None}
         if not row.keys() >= _REQUIRED:  # not one of ours (a foreign key under the prefix)
             return None
         entry = _entry(entry_id, row, with_vector=True)
@@ -253,6 +260,8 @@ class RedisStore:
         async def write() -> None:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=mapping)
+                if entry.tokens is None:  # none of an earlier write either
+                    pipe.hdel(key, "tokens")
                 if entry.expires_at is None:
                     pipe.persist(key)
                 else:
@@ -275,6 +284,24 @@ class RedisStore:
             await self.get(entry_id)
         except StoreError as exc:  # the write went through; only the copy is missing
             logger.debug("near cache: no copy of %s after writing it: %s", entry_id, exc)
+
+    async def stored_tokens(self, entry_ids: Sequence[str]) -> dict[str, bytes]:
+        """The `tokens` fields of those of `entry_ids` that have one (`TokenStore`): one
+        `HGET`, or one pipeline of them."""
+        keys = [self._key(i) for i in entry_ids]
+        if not keys:
+            return {}
+
+        async def read() -> list[Any]:
+            if len(keys) == 1:
+                return [await self._command("HGET", keys[0], "tokens")]
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hget(key, "tokens")
+                return list(await pipe.execute())
+
+        values = await self._call(read)
+        return {i: v for i, v in zip(entry_ids, values, strict=True) if isinstance(v, bytes)}
 
     async def delete(self, entry_id: str) -> bool:
         self._forget(entry_id)
@@ -511,7 +538,7 @@ def _partition_tag(partition: str) -> str:
 
 
 def _fields(entry: Entry, blob: bytes) -> dict[EncodableT, EncodableT]:
-    return {
+    fields: dict[EncodableT, EncodableT] = {
         "ptag": _partition_tag(entry.partition),
         "ctag": _partition_tag(entry.context),
         "partition": entry.partition,
@@ -523,6 +550,9 @@ def _fields(entry: Entry, blob: bytes) -> dict[EncodableT, EncodableT]:
         "meta": json.dumps(dict(entry.meta), ensure_ascii=False),
         "vector": blob,
     }
+    if entry.tokens is not None:
+        fields["tokens"] = entry.tokens
+    return fields
 
 
 def _entry(entry_id: str, row: Mapping[str, bytes], *, with_vector: bool) -> Entry:

@@ -1,6 +1,6 @@
 """The lookup's Redis commands on connections of the store's own, one command and reply each.
 
-The exact tier (`HGETALL`) and the semantic tier (`FT.SEARCH`) are a single
+The exact tier (`HMGET`) and the semantic tier (`FT.SEARCH`) are a single
 command with a single reply. Sent through `Redis.execute_command`, each one
 also paid redis-py's pool lock and stale-data check, its retry wrapper, its
 observability hooks and, because the client has a socket timeout, a task per

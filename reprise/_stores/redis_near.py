@@ -1,6 +1,6 @@
 """A bounded in-process copy of the entries this replica read from Redis, kept correct by Redis.
 
-An exact hit on Redis is one `HGETALL` on top of the client's round trip. The
+An exact hit on Redis is one `HMGET` on top of the client's round trip. The
 near cache answers a repeat from memory instead, for as long as Redis says the
 key is unchanged: server-assisted client-side caching (`CLIENT TRACKING`), in
 broadcast mode over the store's key prefix, its invalidation messages redirected

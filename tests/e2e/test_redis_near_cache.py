@@ -95,7 +95,7 @@ async def opened(store: RedisStore) -> RedisStore:
 
 
 def count_reads(store: RedisStore) -> list[tuple[Any, ...]]:
-    """The commands the store sends by its direct path (HGETALL, FT.SEARCH) from now on."""
+    """The commands the store sends by its direct path (HMGET, FT.SEARCH) from now on."""
     sent: list[tuple[Any, ...]] = []
     execute = store._direct.execute
 
@@ -119,10 +119,10 @@ async def test_a_repeat_is_served_from_memory(make_store: Callable[..., RedisSto
     assert second is not None
     assert second.response == "first"
     assert second.vector is not None
-    assert [args[0] for args in reads] == ["HGETALL"]  # one read, then memory
+    assert [args[0] for args in reads] == ["HMGET"]  # one read, then memory
     assert await reader.get("missing") is None  # a miss is never remembered
     assert await reader.get("missing") is None
-    assert [args[0] for args in reads] == ["HGETALL"] * 3
+    assert [args[0] for args in reads] == ["HMGET"] * 3
 
 
 async def test_what_a_store_writes_it_reads_back_once(
@@ -134,7 +134,7 @@ async def test_what_a_store_writes_it_reads_back_once(
     for name in "abcde":
         await store.upsert(entry(name))
 
-    assert [args[0] for args in reads] == ["HGETALL"] * 5  # a read-back after each write
+    assert [args[0] for args in reads] == ["HMGET"] * 5  # a read-back after each write
     # Kept unless the write's own invalidation overtook its read-back (then read again).
     assert near(store).size >= 1
     assert (await store.get("a")).response == "first"  # type: ignore[union-attr]

@@ -77,3 +77,35 @@ async def test_the_cache_answers_after_a_restart_from_its_data_directory(data_di
     assert exact.tier == "exact"
     assert semantic is not None
     assert semantic.response == "Paris."
+
+
+async def test_after_a_restart_the_verifier_judges_a_stored_entry_as_before_with_one_call(
+    data_dir: Path,
+) -> None:
+    """The entry's token vectors come back from disk: one model call (the lookup's own
+    question), and the learned verifier's score is the one it gave before the restart
+    (this pair is close to its cut-off: rejected at 2.91 against 3.09)."""
+    from reprise import LocalEmbedder
+
+    moon = "How far is the Moon from the Earth?"
+    reworded = "What is the distance from the Earth to the Moon?"
+    async with SemanticCache(store=data_dir) as cache:
+        await cache.store(moon, "384,400 km")
+        before = await cache.explain(reworded)
+
+    model = LocalEmbedder(threads=1)
+    calls: list[list[str]] = []
+    embed_tokens = model.embed_tokens
+
+    async def counted(texts: list[str]) -> object:
+        calls.append(list(texts))
+        return await embed_tokens(texts)
+
+    model.embed_tokens = counted  # type: ignore[assignment,method-assign]
+    async with SemanticCache(store=data_dir, embedder=model) as restarted:
+        after = await restarted.explain(reworded)
+
+    assert calls == [[reworded]]
+    assert after.candidates == 1
+    assert "head score" in after.reason
+    assert after.reason == before.reason

@@ -6,6 +6,7 @@ To add a backend, add a factory to `FACTORIES`: it gets the pytest request
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from reprise._exceptions import StoreError
-from reprise._protocols import Entry, Vector, VectorStore
+from reprise._protocols import AdminStore, Entry, TokenStore, Vector, VectorStore
 from reprise._stores.embedded import EmbeddedStore
 from reprise._stores.redis import RedisStore
 from reprise.testing import ManualClock
@@ -270,6 +271,45 @@ async def test_search_finds_the_true_nearest_among_many(store: VectorStore) -> N
 async def test_a_vector_of_the_wrong_size_is_a_store_error(store: VectorStore) -> None:
     with pytest.raises(StoreError):
         await store.upsert(entry("bad", np.ones(DIMS + 1, dtype=np.float32)))
+
+
+async def test_token_vectors_are_kept_with_the_entry_and_read_apart(store: VectorStore) -> None:
+    """`stored_tokens` (`TokenStore`, both built-in stores) reads them; get and search don't."""
+    assert isinstance(store, TokenStore)
+    blob = bytes(range(256)) * 40  # any bytes, ~10 kB: a question's token vectors
+    await store.upsert(dataclasses.replace(entry("a", unit(1)), tokens=blob))
+    await store.upsert(entry("b", unit(2)))  # none: a remote embedder's, or an older entry
+
+    assert await store.stored_tokens(["a", "b", "missing"]) == {"a": blob}
+    assert await store.stored_tokens(["a"]) == {"a": blob}
+    assert await store.stored_tokens([]) == {}
+    got = await store.get("a")
+    assert got is not None
+    assert got.tokens is None
+    found = await store.search(unit(1), "p", k=2, max_distance=2.0)
+    assert [m.entry.id for m in found] == ["a", "b"]
+    assert all(m.entry.tokens is None for m in found)
+
+
+async def test_token_vectors_go_with_the_entry(store: VectorStore) -> None:
+    assert isinstance(store, TokenStore)
+    await store.upsert(dataclasses.replace(entry("a", unit(1)), tokens=b"first"))
+    await store.upsert(dataclasses.replace(entry("a", unit(1)), tokens=b"second"))
+    assert await store.stored_tokens(["a"]) == {"a": b"second"}
+    await store.upsert(entry("a", unit(1)))  # replaced by an entry without any
+    assert await store.stored_tokens(["a"]) == {}
+    await store.upsert(dataclasses.replace(entry("a", unit(1)), tokens=b"third"))
+    await store.delete("a")
+    assert await store.stored_tokens(["a"]) == {}
+
+
+async def test_token_vectors_count_in_an_entrys_bytes(store: VectorStore) -> None:
+    assert isinstance(store, AdminStore)
+    await store.upsert(entry("a", unit(1)))
+    (before,) = await store.partition_stats()
+    await store.upsert(dataclasses.replace(entry("a", unit(1)), tokens=b"x" * 1000))
+    (after,) = await store.partition_stats()
+    assert after.bytes - before.bytes == 1000
 
 
 def _fields(e: Entry, *, vector: bool = True) -> dict[str, Any]:

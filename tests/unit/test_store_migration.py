@@ -7,6 +7,7 @@ without the `context` column and layout row, a Redis index without the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -137,3 +138,30 @@ async def test_an_old_redis_index_is_dropped_with_its_entries_and_recreated(
     finally:
         await client.execute_command("FT.DROPINDEX", index, "DD")  # type: ignore[no-untyped-call]
         await client.aclose()
+
+
+async def test_a_sqlite_store_without_token_vectors_opens_and_serves_its_entries(
+    tmp_path: Path,
+) -> None:
+    """A store of the previous release (no `tokens` column) keeps its entries: none has
+    token vectors, and new ones may."""
+    store = EmbeddedStore(tmp_path / "data")
+    await store.open(DIMS)
+    await store.upsert(_entry("old", 1))
+    await store.aclose()
+    con = sqlite3.connect(tmp_path / "data" / "cache.sqlite3")
+    con.execute("ALTER TABLE entries DROP COLUMN tokens")  # as the previous release left it
+    con.commit()
+    con.close()
+
+    store = EmbeddedStore(tmp_path / "data")
+    await store.open(DIMS)
+    try:
+        assert (await store.get("old")) is not None
+        assert await store.stored_tokens(["old"]) == {}
+        await store.upsert(dataclasses.replace(_entry("new", 2), tokens=b"vectors"))
+        assert await store.stored_tokens(["old", "new"]) == {"new": b"vectors"}
+        (stats,) = await store.partition_stats()
+        assert stats.entries == 2
+    finally:
+        await store.aclose()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -92,14 +94,35 @@ async def test_a_stored_entry_costs_the_verifier_no_model_call() -> None:
     assert model.token_calls == [["how do I bake bread at home"], ["how can I bake bread at home"]]
 
 
-async def test_an_entry_stored_elsewhere_costs_one_call_for_its_words() -> None:
+async def _replicas(writer_model: object, reader_model: FakeTokenEmbedder) -> tuple[Any, ...]:
+    """(store, writer, reader): two caches on one store, each with its own token memory."""
     from reprise._stores.embedded import EmbeddedStore
 
     store = EmbeddedStore(":memory:")
-    writer = SemanticCache(store=store, embedder=FakeTokenEmbedder())
-    model = FakeTokenEmbedder()
-    reader = SemanticCache(store=store, embedder=model, verifier=Recording())
+    writer = SemanticCache(store=store, embedder=writer_model)  # type: ignore[arg-type]
+    reader = SemanticCache(store=store, embedder=reader_model, verifier=Recording())
     await writer.open()
+    return store, writer, reader
+
+
+async def test_an_entry_stored_elsewhere_brings_its_words_along() -> None:
+    """Another replica (a fresh token memory over the same store) judges it with no extra call."""
+    model = FakeTokenEmbedder()
+    _, writer, reader = await _replicas(FakeTokenEmbedder(), model)
+    await writer.store("how do I bake bread at home", "answer")
+
+    assert await reader.lookup("how can I bake bread at home") is not None
+    assert model.token_calls == [["how can I bake bread at home"]]
+    found = await reader.tokens.token_vectors(["how do I bake bread at home"])
+    assert list(found[0].tokens) == ["how", "do", "i", "bake", "bread", "at", "home"]
+    assert np.allclose(found[0].vectors[3], model.vector("bake"), atol=1e-3)
+    await writer.aclose()
+
+
+async def test_an_entry_stored_without_words_costs_one_call_for_them() -> None:
+    """Written by a remote-style embedder (or before token vectors were stored): as before."""
+    model = FakeTokenEmbedder()
+    _, writer, reader = await _replicas(FakeEmbedder(), model)
     await writer.store("how do I bake bread at home", "answer")
 
     assert await reader.lookup("how can I bake bread at home") is not None
@@ -115,14 +138,15 @@ async def test_a_remote_style_embedder_hands_no_token_vectors() -> None:
     assert verifier.handed == [None]
 
 
-async def test_a_forgotten_entry_costs_one_call_with_the_prompt_remembered() -> None:
+async def test_a_forgotten_entry_is_read_back_from_the_store_without_a_call() -> None:
     model = FakeTokenEmbedder()
     async with SemanticCache(store=":memory:", embedder=model, verifier=Recording()) as cache:
         await cache.store("how do I bake bread at home", "answer")
         assert isinstance(cache.tokens, TokenMemory)
         cache.tokens.forget()
         assert await cache.lookup("how can I bake bread at home") is not None
-    assert model.token_calls[-1] == ["how do I bake bread at home"]
+        assert cache.tokens.knows("how do I bake bread at home")
+    assert model.token_calls[-1] == ["how can I bake bread at home"]
 
 
 async def test_the_memory_is_bounded_by_bytes_as_well_as_texts() -> None:
@@ -138,3 +162,61 @@ async def test_the_memory_is_bounded_by_bytes_as_well_as_texts() -> None:
     assert model.token_calls[-1] == [long, "a b"]
     memory.forget()
     assert (memory.texts, memory.nbytes) == (0, 0)
+
+
+async def test_garbled_stored_words_are_ignored_and_cost_one_call() -> None:
+    model = FakeTokenEmbedder()
+    store, writer, reader = await _replicas(FakeTokenEmbedder(), model)
+    entry_id = await writer.store("how do I bake bread at home", "answer")
+    entry = await store.get(entry_id)
+    (blob,) = (await store.stored_tokens([entry_id])).values()
+    await store.upsert(dataclasses.replace(entry, tokens=blob[:-3] + b"abc"))
+
+    hit = await reader.lookup("how can I bake bread at home")
+
+    assert hit is not None
+    assert hit.response == "answer"
+    assert model.token_calls[-1] == ["how do I bake bread at home"]
+    await writer.aclose()
+
+
+async def test_words_stored_by_another_model_are_not_used() -> None:
+    class OtherModel(FakeTokenEmbedder):
+        model_id = "another-model"
+
+    model = FakeTokenEmbedder()
+    _, writer, reader = await _replicas(OtherModel(), model)
+    await writer.store("how do I bake bread at home", "answer")
+
+    assert await reader.lookup("how can I bake bread at home") is not None
+    assert model.token_calls[-1] == ["how do I bake bread at home"]
+    await writer.aclose()
+
+
+async def test_a_long_prompts_words_are_not_stored() -> None:
+    from reprise._embedders.token_blob import MAX_PIECES
+
+    store, writer, _ = await _replicas(FakeTokenEmbedder(), FakeTokenEmbedder())
+    short = await writer.store(" ".join(f"w{i}" for i in range(MAX_PIECES)), "answer")
+    long = await writer.store(" ".join(f"w{i}" for i in range(MAX_PIECES + 1)), "answer")
+
+    assert set(await store.stored_tokens([short, long])) == {short}
+    await writer.aclose()
+
+
+async def test_an_exact_only_entry_stores_no_words() -> None:
+    store, writer, _ = await _replicas(FakeTokenEmbedder(), FakeTokenEmbedder())
+    entry_id = await writer.store([{"role": "system", "content": "be brief"}], "answer")
+
+    assert await store.stored_tokens([entry_id]) == {}
+    await writer.aclose()
+
+
+async def test_a_marked_entry_keeps_its_words() -> None:
+    store, writer, _ = await _replicas(FakeTokenEmbedder(), FakeTokenEmbedder())
+    entry_id = await writer.store("how do I bake bread at home", "answer")
+    stored = await store.stored_tokens([entry_id])
+
+    assert await writer.mark_wrong(entry_id, "how do I bake cake at home")
+    assert await store.stored_tokens([entry_id]) == stored
+    await writer.aclose()
