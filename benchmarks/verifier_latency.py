@@ -1,15 +1,17 @@
 """What the verifier adds to a lookup, side by side with the bare embedding call.
 
-    .venv/bin/python benchmarks/verifier_latency.py [--rounds 3] [--out FILE]
+    .venv/bin/python benchmarks/verifier_latency.py [--rounds 3] [--redis] [--out FILE]
 
 The traffic is the realistic one: a prompt misses, is stored, and a rewording
 of it is looked up later (tests/data/constructed_pairs.jsonl, both labels).
 In the same run, the floor: one bare `LocalEmbedder.embed([text])` call per
 looked-up text. Reported per verifier: the verify step's p50 / p99 on lookups
 with candidates, a semantic hit's whole lookup (embed + search + verify) p50,
-and both as ratios to the bare call's p50. "entries from elsewhere" clears the
-cache's token memory after each store, as for an entry another process stored:
-the verifier then pays one model call for the entry's token vectors.
+and both as ratios to the bare call's p50. "entries from elsewhere" makes the
+cache's token memory forget the entry's text after each store, as for an entry
+another process stored: its token vectors then come back from the store (stored
+with the entry), or, for an entry without them, from one model call. `--redis`
+adds that row on a Redis store (a Valkey of its own, from the dev dependencies).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import json
 import os
 import sys
 import time
+import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +37,7 @@ from reprise import (  # noqa: E402
     Verifier,
 )
 from reprise._embedders.tokens import TokenMemory  # noqa: E402
+from reprise._stores.redis import RedisStore  # noqa: E402
 
 PAIRS = ROOT / "tests" / "data" / "constructed_pairs.jsonl"
 
@@ -60,20 +65,38 @@ async def bare_call(rows: list[dict[str, str]], rounds: int) -> list[float]:
 
 
 async def measure(
-    verifier: Verifier, rows: list[dict[str, str]], rounds: int, *, forget: bool
+    verifier: Verifier,
+    rows: list[dict[str, str]],
+    rounds: int,
+    *,
+    forget: bool,
+    redis: str | None = None,
 ) -> tuple[list[float], list[float]]:
     """(verify ms on lookups with candidates, whole lookup ms of semantic hits)."""
     looked: list[float] = []
     hits: list[float] = []
     embedder = LocalEmbedder(threads=1)
-    async with SemanticCache(store=":memory:", embedder=embedder, verifier=verifier) as cache:
+    store = (
+        ":memory:"
+        if redis is None
+        else RedisStore(redis, prefix=f"vlat:{uuid.uuid4().hex[:8]}:", timeout=1.0)
+    )
+    async with SemanticCache(store=store, embedder=embedder, verifier=verifier) as cache:
         for r in range(rounds):
             for i, row in enumerate(rows):
                 partition = f"{r}-{i}"
                 await cache.explain(row["text_a"], partition)  # the miss before a store
+                memory = cache.tokens if forget else None
+                if isinstance(memory, TokenMemory):
+                    # The writer's miss remembered the entry's vectors (from round 2 on
+                    # its embedding comes from the LRU, after the memory was wiped).
+                    await memory.token_vectors([row["text_a"]])
                 await cache.store(row["text_a"], "answer", partition)
-                if forget and isinstance(cache.tokens, TokenMemory):
-                    cache.tokens.forget()
+                if isinstance(memory, TokenMemory):
+                    memory.forget()
+                    # The reader's own question stays remembered, as its embedding call
+                    # leaves it (again the LRU would answer that call from round 2 on).
+                    await memory.token_vectors([row["text_b"]])
                 t0 = time.perf_counter()
                 lookup = await cache.explain(row["text_b"], partition)
                 total = (time.perf_counter() - t0) * 1e3
@@ -81,14 +104,27 @@ async def measure(
                     looked.append(lookup.verify_ms)
                 if lookup.hit is not None and lookup.hit.tier == "semantic":
                     hits.append(total)
+        if redis is not None:
+            await cache.clear()
     return looked, hits
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--redis", action="store_true", help="add a row on a Redis store")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    with ExitStack() as stack:
+        redis = None
+        if args.redis:
+            from reprise.testing import ValkeyServer
+
+            redis = stack.enter_context(ValkeyServer()).url
+        await run(args, redis)
+
+
+async def run(args: argparse.Namespace, redis: str | None) -> None:
     rows = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
     bare = await bare_call(rows, args.rounds)
     floor = _pct(bare, 0.5)
@@ -101,13 +137,15 @@ async def main() -> None:
         "verify p99 ms | p99 x bare |",
         "|---|---|---|---|---|---|---|",
     ]
-    configs: dict[str, tuple[Verifier, bool]] = {
-        "threshold (baseline)": (ThresholdVerifier(), False),
-        "default": (LearnedVerifier(), False),
-        "default, entries from elsewhere": (LearnedVerifier(), True),
+    configs: dict[str, tuple[Verifier, bool, str | None]] = {
+        "threshold (baseline)": (ThresholdVerifier(), False, None),
+        "default": (LearnedVerifier(), False, None),
+        "default, entries from elsewhere": (LearnedVerifier(), True, None),
     }
-    for name, (verifier, forget) in configs.items():
-        looked, hits = await measure(verifier, rows, args.rounds, forget=forget)
+    if redis is not None:
+        configs["default, entries from elsewhere, Redis"] = (LearnedVerifier(), True, redis)
+    for name, (verifier, forget, url) in configs.items():
+        looked, hits = await measure(verifier, rows, args.rounds, forget=forget, redis=url)
         hit50, v50, v99 = _pct(hits, 0.5), _pct(looked, 0.5), _pct(looked, 0.99)
         lines.append(
             f"| {name} | {len(hits)} | {hit50:.2f} | {hit50 / floor:.2f} | {v50:.3f} | "
