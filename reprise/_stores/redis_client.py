@@ -21,7 +21,15 @@ if TYPE_CHECKING:
 SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_TIMEOUT = 0.1  # seconds: well inside the gateway's 250 ms lookup budget
 _URL_OPTIONS = frozenset(
-    {"prefix", "index_name", "timeout", "ef_runtime", "near_cache", "near_cache_mb"}
+    {
+        "prefix",
+        "index_name",
+        "timeout",
+        "ef_runtime",
+        "near_cache",
+        "near_cache_mb",
+        "token_vectors",
+    }
 )
 
 

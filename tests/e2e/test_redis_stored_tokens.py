@@ -30,8 +30,8 @@ async def replicas(redis_url: str) -> AsyncIterator[Callable[..., SemanticCache]
     prefix = f"tokens:{uuid.uuid4().hex}:"
     made: list[SemanticCache] = []
 
-    async def make(**options: Any) -> SemanticCache:
-        store = RedisStore(redis_url, prefix=prefix, timeout=5.0)
+    async def make(query: str = "", **options: Any) -> SemanticCache:
+        store = RedisStore(redis_url + query, prefix=prefix, timeout=5.0)
         options.setdefault("embedder", FakeTokenEmbedder())
         cache = SemanticCache(store=store, verifier=Recording(), **options)
         await cache.open()
@@ -148,3 +148,27 @@ async def test_a_redis_error_reading_them_falls_back_to_the_model_call(
 
     assert await reader.lookup(REWORDED) is not None
     assert model.token_calls == [[REWORDED], [STORED]]
+
+
+async def test_token_vectors_off_stores_none_and_costs_the_call(
+    replicas: Callable[..., Any],
+) -> None:
+    writer = await replicas("?token_vectors=0")
+    await writer.store(STORED, "answer")
+    store = writer.vector_store
+    assert isinstance(store, RedisStore)
+    key = store.prefix + writer.prompt(STORED).key("")
+    assert await store._client.hexists(key, "tokens") == 0
+    model = FakeTokenEmbedder()
+    reader = await replicas(embedder=model)
+
+    assert await reader.lookup(REWORDED) is not None
+    assert model.token_calls == [[REWORDED], [STORED]]
+
+
+def test_token_vectors_option_must_be_a_yes_or_no() -> None:
+    from reprise._exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="token_vectors must be 0 or 1"):
+        RedisStore("redis://localhost:1/0?token_vectors=maybe")
+    assert not RedisStore("redis://localhost:1/0?token_vectors=off").token_vectors
