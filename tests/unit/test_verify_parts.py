@@ -45,6 +45,19 @@ def test_word_pieces_merge_as_one_reduceat_over_all_words_would() -> None:
     assert words.vectors.tobytes() == expected.astype(np.float32).tobytes()
 
 
+def test_word_pieces_merge_bit_for_bit_on_longer_prompts() -> None:
+    # as the model's vectors come: float16 from the token memory, or float32
+    rng = np.random.default_rng(11)
+    for case in range(40):
+        n = int(rng.integers(1, 60))
+        tokens = [("##" if i and rng.random() < 0.3 else "") + f"w{i}" for i in range(n)]
+        vectors = rng.standard_normal((n, 384)).astype(np.float16 if case % 2 else np.float32)
+        starts = [i for i, t in enumerate(tokens) if not t.startswith("##")]
+        summed = np.add.reduceat(vectors.astype(np.float32), starts, axis=0)
+        expected = summed / np.linalg.norm(summed, axis=1, keepdims=True)
+        assert merge_pieces(tokens, vectors).vectors.tobytes() == expected.tobytes()
+
+
 def test_alignment_finds_the_word_without_a_counterpart() -> None:
     same = Words(("cheap", "flights"), np.stack([_vec(1, 0, 0), _vec(0, 1, 0)]), (True, True))
     swapped = Words(("cheap", "trains"), np.stack([_vec(1, 0, 0), _vec(0, 0, 1)]), (True, True))
