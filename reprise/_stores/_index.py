@@ -95,9 +95,11 @@ class ExactIndex:
                 out=distances[start : start + BLOCK],
             )
         np.subtract(1.0, distances, out=distances)
-        nearest = np.argpartition(distances, count - 1)[:count] if count < n else np.arange(n)
-        nearest = nearest[np.argsort(distances[nearest], kind="stable")]
-        return self._labels[nearest], distances[nearest]
+        # The arrays' own methods: numpy's module functions add a wrapper per call.
+        nearest = distances.argpartition(count - 1)[:count] if count < n else np.arange(n)
+        found = distances[nearest]
+        order = found.argsort(kind="stable")
+        return self._labels[nearest[order]], found[order]
 
     def labels(self) -> Labels:
         return self._labels[: len(self._row)].copy()
