@@ -17,14 +17,13 @@ from __future__ import annotations
 import re
 
 _NAME = r"(?<![\w$])[A-Za-z_$][\w$]*"
+# A name, once, then what makes it code (one scan of each name, whichever follows):
+# dotted or namespaced, perhaps called (os.path.join, std::vector, a->b, x.sort()),
+# a call (len(x), print("hi")) or an index (a[0], d['k']).
 _CODE_WORD = re.compile(
-    # a dotted or namespaced name, perhaps called: os.path.join, std::vector, a->b, x.sort()
-    rf"{_NAME}(?:(?:\.|::|->){_NAME})+(?:\([^()\n]*\))?"
-    # a call or an index: len(x), print("hi"), a[0], d['k']
-    rf"|{_NAME}\([^()\n]*\)|{_NAME}\[[^\[\]\n]*\]"
-    # a snake_case name: max_length, __init__
-    r"|\b_*[A-Za-z][A-Za-z0-9]*_\w+"
+    rf"{_NAME}(?:(?:(?:\.|::|->){_NAME})+(?:\([^()\n]*\))?|\([^()\n]*\)|\[[^\[\]\n]*\])"
 )
+_SNAKE_CASE = re.compile(r"\b_*[A-Za-z][A-Za-z0-9]*_\w+")  # max_length, __init__
 # A comparison or assignment between operands: "x <= y", "a=b", "i != j". Arithmetic
 # signs are left out: in prose "-" and "/" join words ("well-known", "and/or").
 _OPERATOR = re.compile(
@@ -38,7 +37,7 @@ _NOT_CODE = re.compile(
 )
 _SPACE = re.compile(r"\s+")
 # Every operand has one of these; most prompts have none, and this is one fast scan.
-_MAYBE = re.compile(r"[(\[_=<>]|\.[A-Za-z_$]|::")
+_MAYBE = re.compile(r"[\w$][(\[]|[_=<>]|\.[A-Za-z_$]|::")
 
 
 def operands(text: str) -> frozenset[str]:
@@ -47,10 +46,14 @@ def operands(text: str) -> frozenset[str]:
     if not _MAYBE.search(text):
         return frozenset()
     text = text.replace("`", " ")
+    words = [m.group() for m in _CODE_WORD.finditer(text)]
+    if "_" in text:
+        words += _SNAKE_CASE.findall(text)
     found = {
-        _SPACE.sub("", m.group()).removesuffix("()").lower()
-        for m in _CODE_WORD.finditer(text)
-        if not _NOT_CODE.fullmatch(m.group())
+        _SPACE.sub("", word).removesuffix("()").lower()
+        for word in words
+        if not _NOT_CODE.fullmatch(word)
     }
-    found.update(m.group(1) for m in _OPERATOR.finditer(text))
+    if "=" in text or "<" in text or ">" in text:
+        found.update(_OPERATOR.findall(text))
     return frozenset(found)
