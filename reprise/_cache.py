@@ -50,6 +50,7 @@ from reprise._protocols import (
     TextWindow,
     Tier,
     TokenSource,
+    TokenStore,
     TokenVectors,
     Vector,
     VectorStore,
@@ -325,11 +326,22 @@ class SemanticCache:
         if entry.vector is not None:  # learn the entry's own limit from the mark
             vector = (await self.embedder.embed([question]))[0]
             meta = tightened(meta, 1.0 - float(vector @ entry.vector))
-        tokens = entry.tokens  # `get` leaves them out; the verifier's judging remembered them
-        if tokens is None and isinstance(self.tokens, TokenMemory):
-            tokens = self.tokens.encoded(entry.prompt)
+        tokens = await self._kept_tokens(entry)
         await self.vector_store.upsert(dataclasses.replace(entry, meta=meta, tokens=tokens))
         return True
+
+    async def _kept_tokens(self, entry: Entry) -> bytes | None:
+        """`entry`'s token vectors, to write back with it: as `get` gave them, else as
+        remembered, else as stored (a replica that never judged the entry marks it too)."""
+        if entry.tokens is not None:
+            return entry.tokens
+        if isinstance(self.tokens, TokenMemory):
+            blob = self.tokens.encoded(entry.prompt)
+            if blob is not None:
+                return blob
+        if isinstance(self.vector_store, TokenStore):
+            return (await self.vector_store.stored_tokens([entry.id])).get(entry.id)
+        return None
 
     def _tokens_for(self, matches: Sequence[Match]) -> TokenSource | None:
         """The token source for judging `matches`: the memory itself when it knows every
@@ -368,7 +380,7 @@ class _Recalling:
     error, leave the text to the memory's model call, as before they were stored.
     """
 
-    def __init__(self, memory: TokenMemory, entries: dict[str, Entry], store: object) -> None:
+    def __init__(self, memory: TokenMemory, entries: dict[str, Entry], store: VectorStore) -> None:
         self.memory = memory
         self.entries = entries
         self.store = store
@@ -383,10 +395,9 @@ class _Recalling:
     async def _recall(self, entries: list[Entry]) -> None:
         blobs = {e.id: e.tokens for e in entries if e.tokens is not None}
         rest = [e.id for e in entries if e.id not in blobs]
-        fetch = getattr(self.store, "stored_tokens", None)
-        if rest and fetch is not None:
+        if rest and isinstance(self.store, TokenStore):
             try:
-                blobs.update(await fetch(rest))
+                blobs.update(await self.store.stored_tokens(rest))
             except StoreError as exc:
                 logger.debug("stored token vectors not read, judging with a model call: %s", exc)
         for entry in entries:

@@ -220,3 +220,14 @@ async def test_a_marked_entry_keeps_its_words() -> None:
     assert await writer.mark_wrong(entry_id, "how do I bake cake at home")
     assert await store.stored_tokens([entry_id]) == stored
     await writer.aclose()
+
+
+async def test_an_entry_marked_by_a_replica_that_never_saw_it_keeps_its_words() -> None:
+    store, writer, reader = await _replicas(FakeTokenEmbedder(), FakeTokenEmbedder())
+    entry_id = await writer.store("how do I bake bread at home", "answer")
+    stored = await store.stored_tokens([entry_id])
+    assert stored
+
+    assert await reader.mark_wrong(entry_id, "how do I bake cake at home")
+    assert await store.stored_tokens([entry_id]) == stored
+    await writer.aclose()
