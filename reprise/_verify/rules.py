@@ -73,7 +73,7 @@ class Tokens:
     words: tuple[str, ...]
     capitalised: frozenset[str]
     langs_as_written: frozenset[str]
-    code: frozenset[str] = frozenset()
+    code: frozenset[str]
 
 
 @memo_short
