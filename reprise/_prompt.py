@@ -41,17 +41,18 @@ QUESTION_BUDGET = 500
 MIN_QUESTION = 24
 
 #: Message fields besides the content that decide what comes next.
-_EXTRA_FIELDS = (
-    "tool_calls",
-    "tool_call_id",
-    "name",
-    "function_call",
-    "call_id",
-    "arguments",
-    "output",
-    "type",
+_EXTRA = frozenset(
+    (
+        "tool_calls",
+        "tool_call_id",
+        "name",
+        "function_call",
+        "call_id",
+        "arguments",
+        "output",
+        "type",
+    )
 )
-_EXTRA = frozenset(_EXTRA_FIELDS)
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n\s*")
 _SPACE = re.compile(r"\s+")
